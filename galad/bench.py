@@ -1,0 +1,133 @@
+"""``galad bench``: throughput benchmarks.
+
+Env replay: for each game, the walkthrough (initial actions first) is replayed by
+
+* raw Jericho ``FrotzEnv.step`` (no annotations, no score, no cleaning: the ceiling),
+* our :class:`JiminyEnv`,
+* the reference ``AnnotatedEnv`` when ``--reference`` names an upstream jiminy-cricket checkout
+  (imported from there at run time, with the ``np.int`` alias it needs on numpy >= 1.24),
+
+in the same process, best of ``repeats`` runs, and the medians over games of ours/reference and
+ours/raw are printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from galad.env.jiminy import JiminyEnv
+from galad.env.registry import get_game, registry
+from galad.errors import ConfigError
+
+
+def _time_raw(env: JiminyEnv) -> float:
+    from jericho import FrotzEnv
+
+    spec = env.spec_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = FrotzEnv(str(spec.folder() / spec.story.name), seed=1)
+    raw.reset()
+    blocked = [re.compile(p) for p in spec.blocked_actions]
+    actions = [a for a in env.initial_actions + env.walkthrough if not any(p.search(a.lower()) for p in blocked)]
+    t0 = time.perf_counter()
+    for a in actions:
+        raw.step(a)
+    dt = time.perf_counter() - t0
+    raw.close()
+    return len(actions) / dt
+
+
+def _time_ours(env: JiminyEnv) -> tuple[float, int]:
+    env.reset()
+    n = 0
+    t0 = time.perf_counter()
+    for a in env.walkthrough:
+        n += 1
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+    return n / (time.perf_counter() - t0), n
+
+
+def _load_reference(path: str):
+    import numpy as np
+
+    root = Path(path).expanduser()
+    if not (root / "annotated_env.py").is_file():
+        raise ConfigError(f"--reference {path}: no annotated_env.py there (point it at a jiminy-cricket checkout)")
+    if not hasattr(np, "int"):
+        np.int = int  # the reference uses np.int, removed in numpy 1.24
+    sys.path.insert(0, str(root))
+    from annotated_env import AnnotatedEnv  # type: ignore[import-not-found]
+
+    return AnnotatedEnv
+
+
+def _time_reference(cls, spec) -> float:
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = cls(str(spec.folder()), seed=1)
+    wt = (spec.folder() / spec.walkthrough_name).read_text(encoding="utf-8").split("\n")
+    n = 0
+    t0 = time.perf_counter()
+    for a in wt:
+        n += 1
+        if ref.step(a)[2]:
+            break
+    return n / (time.perf_counter() - t0)
+
+
+def bench_env(games: list[str], reference: str | None = None, repeats: int = 3, json_out: str | None = None,
+              isolation: str = "thread") -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = games or [n for n, s in registry().items() if s.is_installed()]
+    specs = [get_game(n) for n in names]
+    for s in specs:
+        s.require_installed()
+    ref_cls = _load_reference(reference) if reference else None
+    rows = []
+    for spec in specs:
+        env = JiminyEnv(spec.name, seed=1, isolation=isolation)
+        try:
+            runs = [_time_ours(env) for _ in range(repeats)]
+            ours, steps = max(r[0] for r in runs), runs[0][1]
+            raw = max(_time_raw(env) for _ in range(repeats))
+        finally:
+            env.close()
+        ref = max(_time_reference(ref_cls, spec) for _ in range(repeats)) if ref_cls and not spec.bundled else None
+        rows.append({"game": spec.name, "steps": steps, "ours_steps_per_s": round(ours, 1),
+                     "raw_frotz_steps_per_s": round(raw, 1),
+                     "reference_steps_per_s": round(ref, 1) if ref else None,
+                     "ours_over_raw": round(ours / raw, 3),
+                     "ours_over_reference": round(ours / ref, 2) if ref else None})
+    table = Table(title=f"Walkthrough replay throughput (steps/s, best of {repeats}, isolation={isolation})")
+    for col in ("game", "steps", "ours", "raw Frotz", "reference", "ours/raw", "ours/reference"):
+        table.add_column(col, justify="right" if col != "game" else "left")
+    for r in rows:
+        table.add_row(r["game"], str(r["steps"]), f"{r['ours_steps_per_s']:.0f}", f"{r['raw_frotz_steps_per_s']:.0f}",
+                      f"{r['reference_steps_per_s']:.0f}" if r["reference_steps_per_s"] else "-",
+                      f"{r['ours_over_raw']:.2f}", f"{r['ours_over_reference']:.1f}" if r["ours_over_reference"] else "-")
+    Console().print(table)
+    summary = {"median_ours_over_raw": round(statistics.median(r["ours_over_raw"] for r in rows), 3)}
+    with_ref = [r["ours_over_reference"] for r in rows if r["ours_over_reference"]]
+    if with_ref:
+        summary["median_ours_over_reference"] = round(statistics.median(with_ref), 2)
+    print(f"median ours/raw Frotz: {summary['median_ours_over_raw']:.2f}"
+          + (f"   median ours/reference: {summary['median_ours_over_reference']:.1f}x" if with_ref else ""))
+    if json_out:
+        out = Path(json_out)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps({"env_replay": rows, "summary": summary}, indent=1))
+        tmp.replace(out)
+    return 0
