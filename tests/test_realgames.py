@@ -60,3 +60,13 @@ def test_state_roundtrip_on_a_real_game():
     env.set_state(state)
     assert [env.step(a)[:2] + (env.score,) for a in rest] == first
     env.close()
+
+
+def test_replay_json_stdout_is_clean_when_a_game_beeps():
+    import subprocess
+    import sys
+
+    require_real_game("trinity")  # trinity beeps; libfrotz writes BEL bytes to C stdout
+    r = subprocess.run([sys.executable, "-m", "galad.cli", "replay", "trinity", "--json"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and json.loads(r.stdout)["score"] == 105

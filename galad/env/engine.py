@@ -16,6 +16,7 @@ Both report an emulator halt (a fatal Z-machine error) instead of swallowing it.
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing as mp
 import threading
 import time
@@ -29,6 +30,30 @@ Isolation = Literal["thread", "process"]
 INPUT_BUFFER_SIZE = 198
 
 _WATCHDOG_FLAG = 2  # our value of emulator_halted; libfrotz itself sets 1 on a fatal error
+
+
+@functools.cache
+def _stdout_purger():
+    """A function that drops what C stdio holds for stdout, or None where libc has no ``__fpurge``.
+
+    libfrotz's dumb interface writes a BEL (``putchar('\\a')``) to the process's C stdout whenever a game
+    beeps (trinity does); left alone, the bytes reach our own stdout later and corrupt JSON output.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        purge = libc.__fpurge
+        c_stdout = ctypes.c_void_p.in_dll(libc, "stdout")
+    except (OSError, AttributeError, ValueError):
+        return None
+    purge.argtypes = [ctypes.c_void_p]
+    purge.restype = None
+    # C stdout may be unbuffered (PYTHONUNBUFFERED, python -u), which would write each BEL at once: give it a
+    # buffer so the purge can drop them. Python's own sys.stdout does not go through C stdio.
+    libc.fflush(None)
+    libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+    libc.setvbuf(c_stdout.value, None, 0, 1 << 16)  # 0 = _IOFBF
+    return lambda: purge(c_stdout.value)
+
 
 
 @dataclass
@@ -71,6 +96,9 @@ class FrotzEngine:
         self._lib = self._env.frotz_lib
         self._halted = ctypes.c_int.in_dll(self._lib, "emulator_halted")
         self._zmp = ctypes.c_void_p.in_dll(self._lib, "zmp")
+        self._purge = _stdout_purger()
+        if self._purge is not None:
+            self._purge()  # loading the story ran it up to its first prompt
         self.story_file = story_file
         self.seed = seed
         self.step_timeout = step_timeout
@@ -100,7 +128,10 @@ class FrotzEngine:
             self.seed = seed
         self._globals_addr = None
         self._env._seed = self.seed  # set directly: FrotzEnv.seed() maps falsy seeds to -1
-        return self._env.reset()[0]
+        text = self._env.reset()[0]
+        if self._purge is not None:
+            self._purge()
+        return text
 
     def step(self, action: str, score_global: int | None = None) -> StepResult:
         """Send one command; returns the game's text, stopped by the watchdog if it overruns.
@@ -115,6 +146,8 @@ class FrotzEngine:
             raw = self._lib.step(data)
         finally:
             self._step_started = None
+            if self._purge is not None:
+                self._purge()
         halted = self._halted.value
         text = raw.decode("cp1252")
         if halted == _WATCHDOG_FLAG:

@@ -166,7 +166,9 @@ def get_game(name: str | None) -> GameSpec:
     games = registry()
     if name in games:
         return games[name]
-    close = difflib.get_close_matches(name, list(games), n=3, cutoff=0.5)
+    prefixed = sorted(g for g in games if g.startswith(name))
+    close = (prefixed + [g for g in difflib.get_close_matches(name, list(games), n=3, cutoff=0.5)
+                         if g not in prefixed])[:3]
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known games: {', '.join(games)}"
     raise UnknownGameError(f"unknown game '{name}'{hint}")
 
