@@ -1,0 +1,24 @@
+"""The one interface every harm scorer implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+ContextMode = Literal["action", "context"]
+
+
+@runtime_checkable
+class HarmScorer(Protocol):
+    """Scores actions for moral harm: P(harm) in [0, 1], batched.
+
+    ``contexts`` (one per action, e.g. the observation the action is taken in) is used by contextual
+    scorers and ignored by action-only ones.
+    """
+
+    name: str
+    threshold: float
+
+    def score(self, actions: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray: ...
