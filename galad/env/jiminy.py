@@ -262,6 +262,35 @@ class JiminyEnv(gym.Env):
         self._st = state[1].copy()
         self._started = True
 
+    def lookahead(self, actions: list[str]) -> list[dict[str, Any]]:
+        """Try each action from the current state and restore it: the ground truth of what each would do.
+
+        Returns, per action, ``{"label_vector_sum", "markers", "reward", "terminated", "obs"}``.
+        """
+        if not self._started or self._st.done:
+            raise EpisodeEndedError("lookahead needs a running episode")
+        state = self.get_state()
+        out = []
+        try:
+            for action in actions:
+                obs, reward, term, _, info = self._step(action)
+                out.append({"label_vector_sum": ann.label_vector_sum(info["label_vectors"]),
+                            "markers": info["markers"], "reward": reward, "terminated": term, "obs": obs})
+                self.set_state(state)
+        finally:
+            self.set_state(state)
+        return out
+
+    def peek(self, action: str) -> str:
+        """What ``action`` would print here (e.g. ``look``, ``inventory``), without spending a step."""
+        if not self._started or self._st.done:
+            return ""
+        state = self.get_state()
+        try:
+            return self._step(action)[0]
+        finally:
+            self.set_state(state)
+
     def state_key(self) -> bytes:
         """Bytes identifying the game state (the Z-machine RAM; Jericho's world hash is constant here)."""
         return self.engine.ram()

@@ -1,0 +1,167 @@
+"""DRRN as in the CALM / Jiminy Cricket code: Q(state, action) from GRU encodings, TD learning.
+
+Shared embedding; four GRUs (observation, look, inventory, action); ``[obs; look; inv; act]`` (4 × hidden)
+→ Linear(hidden) → ReLU → Linear(1). Adam, Huber loss, gradient clipping, one update per step from a
+replay memory that draws part of each batch from the best-scoring episodes; actions are sampled from
+``softmax(Q)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+from galad.agents.tokenizer import PAD_ID
+
+
+@dataclass
+class EncodedState:
+    """A tokenized state: observation, look and inventory token ids."""
+
+    obs: list[int]
+    look: list[int]
+    inv: list[int]
+
+
+@dataclass
+class Transition:
+    """One step of experience (next candidates and their penalties for the TD target)."""
+
+    state: EncodedState
+    action: list[int]
+    reward: float
+    next_state: EncodedState
+    next_actions: list[list[int]]
+    next_penalties: list[float]
+    done: bool
+
+
+class DRRNNetwork(nn.Module):
+    """The Q-network."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 128):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.obs_encoder = nn.GRU(embedding_dim, hidden_dim, batch_first=True)
+        self.look_encoder = nn.GRU(embedding_dim, hidden_dim, batch_first=True)
+        self.inv_encoder = nn.GRU(embedding_dim, hidden_dim, batch_first=True)
+        self.act_encoder = nn.GRU(embedding_dim, hidden_dim, batch_first=True)
+        self.hidden = nn.Linear(4 * hidden_dim, hidden_dim)
+        self.act_scorer = nn.Linear(hidden_dim, 1)
+
+    def encode(self, seqs: Sequence[Sequence[int]], rnn: nn.GRU) -> torch.Tensor:
+        """Final GRU hidden state of each (unsorted, variable-length) sequence."""
+        lengths = torch.tensor([max(1, len(s)) for s in seqs])
+        padded = pad_sequence([torch.tensor(list(s) or [PAD_ID], dtype=torch.long) for s in seqs],
+                              batch_first=True, padding_value=PAD_ID)
+        packed = pack_padded_sequence(self.embedding(padded), lengths, batch_first=True, enforce_sorted=False)
+        _, h = rnn(packed)
+        return h[-1]
+
+    def encode_states(self, states: Sequence[EncodedState]) -> torch.Tensor:
+        return torch.cat([
+            self.encode([s.obs for s in states], self.obs_encoder),
+            self.encode([s.look for s in states], self.look_encoder),
+            self.encode([s.inv for s in states], self.inv_encoder),
+        ], dim=1)
+
+    def forward(self, states: Sequence[EncodedState], actions: Sequence[Sequence[Sequence[int]]]) -> list[torch.Tensor]:
+        """Q-values of each state's candidate actions: one 1-D tensor per state."""
+        counts = [len(a) for a in actions]
+        state_h = self.encode_states(states)
+        flat = [a for acts in actions for a in acts]
+        if not flat:
+            return [torch.zeros(0) for _ in states]
+        act_h = self.encode(flat, self.act_encoder)
+        state_rep = torch.repeat_interleave(state_h, torch.tensor(counts), dim=0)
+        q = self.act_scorer(F.relu(self.hidden(torch.cat([state_rep, act_h], dim=1)))).squeeze(-1)
+        return list(torch.split(q, counts))
+
+
+class PrioritizedReplay:
+    """Replay memory with a priority part (transitions of the best-scoring episodes) and a normal part."""
+
+    def __init__(self, capacity: int, priority_fraction: float):
+        self.priority_fraction = priority_fraction
+        self.alpha_capacity = int(capacity * priority_fraction)
+        self.beta_capacity = capacity - self.alpha_capacity
+        self.alpha: list[Transition] = []
+        self.beta: list[Transition] = []
+        self.alpha_pos = self.beta_pos = 0
+
+    def push(self, t: Transition, priority: bool = False) -> None:
+        if priority and self.alpha_capacity > 0:
+            if len(self.alpha) < self.alpha_capacity:
+                self.alpha.append(t)
+            else:
+                self.alpha[self.alpha_pos] = t
+            self.alpha_pos = (self.alpha_pos + 1) % self.alpha_capacity
+        else:
+            if len(self.beta) < self.beta_capacity:
+                self.beta.append(t)
+            else:
+                self.beta[self.beta_pos] = t
+            self.beta_pos = (self.beta_pos + 1) % self.beta_capacity
+
+    def sample(self, batch_size: int, rng: random.Random) -> list[Transition]:
+        n_alpha = min(int(self.priority_fraction * batch_size), len(self.alpha))
+        n_beta = min(batch_size - n_alpha, len(self.beta))
+        batch = rng.sample(self.alpha, n_alpha) + rng.sample(self.beta, n_beta)
+        rng.shuffle(batch)
+        return batch
+
+    def __len__(self) -> int:
+        return len(self.alpha) + len(self.beta)
+
+
+class DRRNAgent:
+    """Network, optimizer, replay and the TD update."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, lr: float, gamma: float,
+                 batch_size: int, memory_size: int, priority_fraction: float, clip: float, seed: int):
+        self.network = DRRNNetwork(vocab_size, embedding_dim, hidden_dim)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
+        self.memory = PrioritizedReplay(memory_size, priority_fraction)
+        self.gamma, self.batch_size, self.clip = gamma, batch_size, clip
+        self.rng = random.Random(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def q_values(self, states: Sequence[EncodedState], actions: Sequence[Sequence[Sequence[int]]]) -> list[torch.Tensor]:
+        return self.network(states, actions)
+
+    def sample_actions(self, q: list[torch.Tensor]) -> list[int]:
+        """One index per state, sampled from softmax(Q)."""
+        out = []
+        for qs in q:
+            probs = F.softmax(qs, dim=0)
+            out.append(int(torch.multinomial(probs, 1, generator=self.generator).item()))
+        return out
+
+    def update(self) -> tuple[float, float] | None:
+        """One TD update; returns (loss, mean Q) or None while the memory is smaller than a batch."""
+        if len(self.memory) < self.batch_size:
+            return None
+        batch = self.memory.sample(self.batch_size, self.rng)
+        with torch.no_grad():
+            next_q = self.network([t.next_state for t in batch], [t.next_actions for t in batch])
+            targets = []
+            for t, nq in zip(batch, next_q):
+                best = 0.0
+                if not t.done and len(nq):
+                    best = float((nq - torch.tensor(t.next_penalties, dtype=nq.dtype)).max())
+                targets.append(t.reward + self.gamma * best)
+        q = self.network([t.state for t in batch], [[t.action] for t in batch])
+        q = torch.cat(q)
+        loss = F.smooth_l1_loss(q, torch.tensor(targets, dtype=q.dtype))
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.network.parameters(), self.clip)
+        self.optimizer.step()
+        return loss.item(), q.detach().mean().item()

@@ -1,0 +1,109 @@
+"""Policies: the small component between candidate actions and the Q-network.
+
+* ``drrn``: unconstrained (CALM's DRRN).
+* ``cmps``: commonsense-morality policy shaping: ``Q − w · 1[P(harm) > τ]`` when acting and in TD targets.
+* ``galad``: GALAD's restriction: candidates with ``P(harm) > τ`` are dropped before the Q-network; when
+  every candidate is flagged the least harmful is kept.
+* ``oracle``: the same restriction by ground truth: each candidate is tried by lookahead and dropped when
+  it triggers a harm-to-others annotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Restriction:
+    """What a policy made of one state's candidates."""
+
+    kept: list[str]
+    """Candidates the Q-network sees."""
+    penalties: list[float]
+    """Subtracted from each kept candidate's Q (CMPS), zeros otherwise."""
+    harm: list[float | None]
+    """P(harm) (or ground-truth harm) of each kept candidate; None where not scored."""
+    removed: list[str] = field(default_factory=list)
+    """Candidates dropped by the policy."""
+    removed_harm: list[float] = field(default_factory=list)
+
+
+Scorer = Callable[[list[str], list[str]], np.ndarray]
+"""``(actions, contexts) -> P(harm)``."""
+Lookahead = Callable[[list[list[str]]], list[list[float]]]
+"""Per state, the ground-truth harm (tier-weighted bad_others) of each candidate."""
+
+
+class Policy:
+    """Base: unconstrained."""
+
+    name = "drrn"
+
+    def restrict(self, contexts: Sequence[str], candidates: Sequence[list[str]]) -> list[Restriction]:
+        return [Restriction(list(c), [0.0] * len(c), [None] * len(c)) for c in candidates]
+
+
+class CMPSPolicy(Policy):
+    name = "cmps"
+
+    def __init__(self, scorer: Scorer, threshold: float, weight: float):
+        self.scorer, self.threshold, self.weight = scorer, threshold, weight
+
+    def restrict(self, contexts, candidates):
+        probs = _score_batched(self.scorer, contexts, candidates)
+        return [Restriction(list(c), [self.weight * float(x > self.threshold) for x in p], [float(x) for x in p])
+                for c, p in zip(candidates, probs)]
+
+
+class FilterPolicy(Policy):
+    """Drop candidates whose harm exceeds the threshold; keep the least harmful when all are flagged."""
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def _filter(self, cands: list[str], harm: Sequence[float]) -> Restriction:
+        keep = [i for i, h in enumerate(harm) if h <= self.threshold]
+        if not keep and cands:
+            keep = [int(np.argmin(harm))]
+        drop = [i for i in range(len(cands)) if i not in set(keep)]
+        return Restriction([cands[i] for i in keep], [0.0] * len(keep), [float(harm[i]) for i in keep],
+                           [cands[i] for i in drop], [float(harm[i]) for i in drop])
+
+
+class GaladPolicy(FilterPolicy):
+    name = "galad"
+
+    def __init__(self, scorer: Scorer, threshold: float):
+        super().__init__(threshold)
+        self.scorer = scorer
+
+    def restrict(self, contexts, candidates):
+        probs = _score_batched(self.scorer, contexts, candidates)
+        return [self._filter(list(c), p) for c, p in zip(candidates, probs)]
+
+
+class OraclePolicy(FilterPolicy):
+    name = "oracle"
+
+    def __init__(self, lookahead: Lookahead):
+        super().__init__(threshold=0.0)  # any harm to others is too much
+        self.lookahead = lookahead
+
+    def restrict(self, contexts, candidates):
+        harms = self.lookahead([list(c) for c in candidates])
+        return [self._filter(list(c), h) for c, h in zip(candidates, harms)]
+
+
+def _score_batched(scorer: Scorer, contexts: Sequence[str], candidates: Sequence[list[str]]) -> list[np.ndarray]:
+    """Score every state's candidates in one batched call."""
+    flat = [a for c in candidates for a in c]
+    ctx = [contexts[i] for i, c in enumerate(candidates) for _ in c]
+    probs = np.asarray(scorer(flat, ctx), dtype=float) if flat else np.zeros(0)
+    out, k = [], 0
+    for c in candidates:
+        out.append(probs[k:k + len(c)])
+        k += len(c)
+    return out

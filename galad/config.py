@@ -1,0 +1,203 @@
+"""Configuration dataclasses: one docstring per field; the ``galad train`` flags are generated from them.
+
+A run's resolved configuration is saved as ``config.json`` in its run folder. ``--config file.toml`` loads
+values (flat keys, as the field names) and command-line flags override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import textwrap
+import tomllib
+import typing
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from galad.errors import ConfigError
+
+Agent = Literal["drrn", "cmps", "galad", "oracle"]
+Candidates = Literal["valid", "lm"]
+ContextMode = Literal["action", "context"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``galad train`` needs; defaults train GALAD on the demo game in a few minutes."""
+
+    game: str = "demo"
+    """Game to train on (registry name)."""
+    agent: Agent = "galad"
+    """Policy between candidates and the Q-network: drrn (unconstrained), cmps, galad or oracle."""
+    candidates: Candidates = "valid"
+    """Candidate source: the game's valid actions (valid) or a CALM-style language model (lm)."""
+    envs: int = 8
+    """Parallel environments, each in its own worker process."""
+    steps: int = 3000
+    """Training steps (each steps every env once)."""
+    seed: int = 1
+    """Seed of everything; env i gets Frotz seed seed + i."""
+    start_percentage: float = 0.0
+    """Start every episode this far (%) into the walkthrough."""
+    episode_steps: int = 100
+    """Episode length; reaching it truncates the episode (Jiminy protocol: 100)."""
+    step_timeout: float = 10.0
+    """Seconds one engine step may run before the watchdog stops it."""
+    # DRRN (as in the CALM / Jiminy Cricket code)
+    embedding_dim: int = 128
+    """Shared token embedding size."""
+    hidden_dim: int = 128
+    """Hidden size of each GRU encoder (obs, look, inventory, action) and of the scoring MLP."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    gamma: float = 0.9
+    """Discount factor."""
+    batch_size: int = 64
+    """TD update batch size."""
+    memory_size: int = 10000
+    """Replay memory capacity (transitions)."""
+    priority_fraction: float = 0.5
+    """Share of each batch drawn from the best-scoring episodes' transitions."""
+    clip: float = 5.0
+    """Gradient-norm clip."""
+    max_tokens: int = 64
+    """Tokens kept per encoder input, the most recent (the GPU reference keeps 512; GRU backprop on a CPU is the cost)."""
+    # value model and policies
+    harm_threshold: float = 0.39
+    """Flag an action as harmful when P(harm) exceeds this (CMPS default 0.39)."""
+    cmps_weight: float = 10.0
+    """CMPS: Q - weight * 1[P(harm) > threshold], when acting and in TD targets."""
+    value_model: str = ""
+    """Value model: empty for GALAD's own trained model, else a Hugging Face id or local folder."""
+    context_mode: ContextMode | None = None
+    """Scorer input: action only ("I {action}.") or observation + action; default: action for cmps, context for galad."""
+    max_candidates: int = 30
+    """At most this many candidates per state."""
+    # logging
+    run_dir: str = "runs"
+    """Parent folder of run folders."""
+    checkpoint_every: int = 500
+    """Save a checkpoint every this many steps (and on exit)."""
+    log_every: int = 10
+    """Write TensorBoard scalars every this many steps."""
+
+    def resolved_context_mode(self) -> ContextMode:
+        if self.context_mode is not None:
+            return self.context_mode
+        return "action" if self.agent == "cmps" else "context"
+
+    def validate(self) -> "TrainConfig":
+        checks = [
+            (self.envs >= 1, "envs must be >= 1"),
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.seed >= 1, "seed must be >= 1 (Frotz treats 0 as 'seed from the clock')"),
+            (0 <= self.start_percentage < 100, "start_percentage must be in [0, 100)"),
+            (self.episode_steps >= 1, "episode_steps must be >= 1"),
+            (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
+            (self.batch_size >= 1 and self.memory_size >= self.batch_size, "memory_size must be >= batch_size >= 1"),
+            (0 <= self.priority_fraction <= 1, "priority_fraction must be in [0, 1]"),
+            (0 <= self.harm_threshold <= 1, "harm_threshold must be in [0, 1]"),
+            (self.max_candidates >= 1, "max_candidates must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        for f in dataclasses.fields(self):
+            choices = literal_choices(f.type)
+            if choices and getattr(self, f.name) not in choices:
+                raise ConfigError(f"{f.name} must be one of {', '.join(c for c in choices if c)}, "
+                                  f"got {getattr(self, f.name)!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- docstrings → CLI ------------------------------------------------------------------------------
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (read from its source)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = nxt.value.value.strip()
+    return docs
+
+
+def literal_choices(tp: Any) -> tuple | None:
+    """Allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation."""
+    tp = _resolve(tp)
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in typing.get_args(tp):
+            if typing.get_origin(arg) is Literal:
+                return typing.get_args(arg) + (None,)
+    return None
+
+
+def _resolve(tp: Any) -> Any:
+    if isinstance(tp, str):
+        return eval(tp, globals())  # annotations are strings under `from __future__ import annotations`
+    return tp
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per field, help from the field docstring; defaults are None (unset)."""
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        tp = _resolve(f.type)
+        choices = literal_choices(tp)
+        kwargs: dict[str, Any] = {"default": None, "help": f"{docs.get(f.name, '')} (default: {f.default})".replace("%", "%%")}
+        if choices:
+            kwargs["choices"] = [c for c in choices if c is not None]
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        parser.add_argument(flag, dest=f.name, **kwargs)
+
+
+def build_config(cls: type, args: argparse.Namespace, config_file: str | None = None):
+    """Defaults ← TOML file ← flags that were given."""
+    values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(sorted(unknown))}")
+    for name in names:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load_json_config(cls: type, path: Path):
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable run configuration ({exc})") from None
+
