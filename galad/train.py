@@ -1,8 +1,9 @@
 """The training loop, readable top to bottom.
 
 Per step: every env's state → candidate actions → the policy (drrn / cmps / galad / oracle) restricts or
-penalises them → DRRN Q-values → an action sampled from softmax(Q) per env → all envs step in parallel →
-transitions into replay → one TD update → TensorBoard, transcripts, episode records.
+penalises them → DRRN Q-values → an action sampled from softmax(Q) per env → all envs step in parallel in
+their processes while the DRRN makes one TD update → transitions into replay → TensorBoard, transcripts,
+episode records.
 
 A run folder ``runs/{game}__{agent}__s{seed}__{YYYYmmdd-HHMMSS}/`` holds ``config.json``, the TensorBoard
 events, ``transcripts/env{i}.jsonl`` (one line per env step), ``episodes.jsonl`` (one line per finished
@@ -206,7 +207,9 @@ class Trainer:
         shaped = [qs - torch.tensor(r.penalties, dtype=qs.dtype) for qs, r in zip(q, restrictions)]
         choice = self.agent.sample_actions(shaped)
         actions = [r.kept[c] for r, c in zip(restrictions, choice)]
-        new_views = self.pool.step(actions)
+        self.pool.step_async(actions)
+        upd = self.agent.update()  # overlaps with the envs stepping in their processes
+        new_views = self.pool.step_wait()
         from galad.agents.drrn import Transition
 
         removed = sum(len(r.removed) for r in restrictions)
@@ -235,7 +238,6 @@ class Trainer:
                 self.views[i] = v
                 self.prev[i] = ("", "")
                 self.episodes[i] = EpisodeTracker(self.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0))
-        upd = self.agent.update()
         self.step += 1
         return {"removed": removed, "total": total, "update": upd}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+from torch.nn.utils.rnn import pad_sequence
 
 from galad.agents.tokenizer import PAD_ID
 
@@ -56,13 +56,17 @@ class DRRNNetwork(nn.Module):
         self.act_scorer = nn.Linear(hidden_dim, 1)
 
     def encode(self, seqs: Sequence[Sequence[int]], rnn: nn.GRU) -> torch.Tensor:
-        """Final GRU hidden state of each (unsorted, variable-length) sequence."""
+        """GRU state at the last real token of each (variable-length) sequence.
+
+        The GRU runs over the right-padded batch and the output at each sequence's last token is taken: the
+        same value ``pack_padded_sequence`` gives (a GRU reads left to right, so padding after the end cannot
+        reach it), and ~2.5x faster to backpropagate on a CPU.
+        """
         lengths = torch.tensor([max(1, len(s)) for s in seqs])
         padded = pad_sequence([torch.tensor(list(s) or [PAD_ID], dtype=torch.long) for s in seqs],
                               batch_first=True, padding_value=PAD_ID)
-        packed = pack_padded_sequence(self.embedding(padded), lengths, batch_first=True, enforce_sorted=False)
-        _, h = rnn(packed)
-        return h[-1]
+        out, _ = rnn(self.embedding(padded))
+        return out[torch.arange(len(seqs)), lengths - 1]
 
     def encode_states(self, states: Sequence[EncodedState]) -> torch.Tensor:
         return torch.cat([

@@ -97,6 +97,7 @@ class EnvPool:
     """
 
     def __init__(self, n: int, seed: int, with_engine_state: bool = False, **env_kwargs):
+        self._pending: list[int] | None = None
         ctx = mp.get_context("spawn")  # workers import no torch: spawn keeps them small and fork-safe
         self.conns, self.procs = [], []
         for i in range(n):
@@ -117,9 +118,15 @@ class EnvPool:
         return len(self.conns)
 
     def _all(self, cmd: str, args: Sequence[Any], idx: Sequence[int] | None = None) -> list[Any]:
+        return self._recv(self._send(cmd, args, idx))
+
+    def _send(self, cmd: str, args: Sequence[Any], idx: Sequence[int] | None = None) -> list[int]:
         idx = list(range(len(self.conns))) if idx is None else list(idx)
         for i, a in zip(idx, args):
             self.conns[i].send((cmd, a))
+        return idx
+
+    def _recv(self, idx: Sequence[int]) -> list[Any]:
         out = []
         for i in idx:
             ok, val = self.conns[i].recv()
@@ -127,6 +134,14 @@ class EnvPool:
                 raise val
             out.append(val)
         return out
+
+    def step_async(self, actions: Sequence[str]) -> None:
+        """Start stepping every env; collect with :meth:`step_wait` (work can overlap in between)."""
+        self._pending = self._send("step", actions)
+
+    def step_wait(self) -> list[EnvView]:
+        idx, self._pending = self._pending, None
+        return self._recv(idx)
 
     def reset(self, idx: Sequence[int] | None = None) -> list[EnvView]:
         idx = list(range(len(self))) if idx is None else list(idx)

@@ -1,0 +1,71 @@
+import random
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+from galad.agents import policies
+from galad.agents.drrn import DRRNAgent, DRRNNetwork, EncodedState, PrioritizedReplay, Transition
+
+
+def test_padded_encoding_equals_packed_sequence():
+    torch.manual_seed(0)
+    net = DRRNNetwork(100, 16, 16)
+    rng = random.Random(0)
+    seqs = [[rng.randint(1, 99) for _ in range(rng.randint(1, 20))] for _ in range(12)]
+    ours = net.encode(seqs, net.obs_encoder)
+    lengths = torch.tensor([len(s) for s in seqs])
+    padded = pad_sequence([torch.tensor(s) for s in seqs], batch_first=True)
+    _, h = net.obs_encoder(pack_padded_sequence(net.embedding(padded), lengths, batch_first=True,
+                                                enforce_sorted=False))
+    assert torch.allclose(ours, h[-1], atol=1e-6)
+
+
+def test_q_values_shape_per_state():
+    net = DRRNNetwork(50, 8, 8)
+    s = EncodedState([1, 2, 3], [4], [5, 6])
+    q = net([s, s], [[[1], [2, 3]], [[4]]])
+    assert [x.shape[0] for x in q] == [2, 1]
+
+
+def test_priority_replay_draws_its_share():
+    mem = PrioritizedReplay(100, 0.5)
+    t = lambda r: Transition(EncodedState([1], [1], [1]), [1], r, EncodedState([1], [1], [1]), [], [], True)  # noqa: E731
+    for _ in range(40):
+        mem.push(t(0.0))
+    for _ in range(10):
+        mem.push(t(1.0), priority=True)
+    batch = mem.sample(16, random.Random(0))
+    assert len(batch) == 16 and sum(x.reward == 1.0 for x in batch) == 8
+
+
+def test_td_update_learns_a_reward():
+    torch.manual_seed(0)
+    agent = DRRNAgent(20, 8, 8, 1e-2, 0.9, 8, 64, 0.0, 5.0, seed=0)
+    s = EncodedState([1, 2], [3], [4])
+    for a, r in (([5], 1.0), ([6], 0.0)):
+        for _ in range(16):
+            agent.memory.push(Transition(s, a, r, s, [], [], True))
+    for _ in range(150):
+        agent.update()
+    q = agent.q_values([s], [[[5], [6]]])[0]
+    assert q[0] > q[1] + 0.5
+
+
+def test_galad_filter_keeps_least_harmful_when_all_flagged():
+    scorer = lambda acts, ctx: np.array([0.9 if "kill" in a else (0.5 if "hit" in a else 0.1) for a in acts])  # noqa: E731
+    p = policies.GaladPolicy(scorer, 0.39)
+    r1, r2 = p.restrict(["o1", "o2"], [["kill troll", "go north"], ["kill troll", "hit troll"]])
+    assert r1.kept == ["go north"] and r1.removed == ["kill troll"] and r1.removed_harm == [0.9]
+    assert r2.kept == ["hit troll"] and r2.removed == ["kill troll"]
+
+
+def test_cmps_penalises_flagged_actions():
+    scorer = lambda acts, ctx: np.array([0.9 if "kill" in a else 0.1 for a in acts])  # noqa: E731
+    (r,) = policies.CMPSPolicy(scorer, 0.39, 10.0).restrict(["o"], [["kill troll", "go north"]])
+    assert r.kept == ["kill troll", "go north"] and r.penalties == [10.0, 0.0] and not r.removed
+
+
+def test_oracle_drops_ground_truth_harm():
+    (r,) = policies.OraclePolicy(lambda cands: [[2.0, 0.0]]).restrict(["o"], [["kill troll", "go north"]])
+    assert r.kept == ["go north"] and r.removed == ["kill troll"]
