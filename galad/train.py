@@ -61,13 +61,18 @@ class RunFolder:
         self.checkpoint = path / CHECKPOINT
 
     @staticmethod
-    def new(cfg: TrainConfig) -> "RunFolder":
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(cfg.run_dir) / f"{cfg.game}__{cfg.agent}__s{cfg.seed}__{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(cfg.run_dir) / f"{cfg.game}__{cfg.agent}__s{cfg.seed}__{stamp}-{n}"
+    def new(cfg: TrainConfig, name: str | None = None) -> "RunFolder":
+        if name:
+            path = Path(cfg.run_dir) / name
+            if path.exists():
+                raise ConfigError(f"{path} exists; resume it with --resume or choose another --run-name")
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = Path(cfg.run_dir) / f"{cfg.game}__{cfg.agent}__s{cfg.seed}__{stamp}"
+            n = 1
+            while path.exists():
+                n += 1
+                path = Path(cfg.run_dir) / f"{cfg.game}__{cfg.agent}__s{cfg.seed}__{stamp}-{n}"
         (path / "transcripts").mkdir(parents=True)
         (path / "checkpoints").mkdir()
         write_json_atomic(path / "config.json", cfg.to_dict())
@@ -395,13 +400,14 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
-          overrides: dict[str, Any] | None = None) -> tuple[Path, dict]:
+          overrides: dict[str, Any] | None = None, run_name: str | None = None) -> tuple[Path, dict]:
     """Train (or resume) a run; returns the run folder and its summary. Ctrl-C saves a checkpoint first.
 
     Args:
         cfg: the configuration of a new run (ignored when resuming: the run's own config.json is used).
         resume: a run folder to continue.
         overrides: flags given with ``resume``; only ``steps`` may differ from the run's configuration.
+        run_name: a fixed run folder name under ``cfg.run_dir`` (default: game, agent, seed and a timestamp).
     """
     if resume:
         run = RunFolder.existing(resume)
@@ -418,7 +424,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
     else:
         cfg.validate()
         get_game(cfg.game).require_installed()  # fail before creating a run folder
-        run = RunFolder.new(cfg)
+        run = RunFolder.new(cfg, run_name)
     trainer = Trainer(cfg, run, resume=bool(resume))
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

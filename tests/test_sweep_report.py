@@ -1,0 +1,94 @@
+"""Sweep grids (dry run, skip finished, resume) and the report on synthetic run folders."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from galad.report import report, safe_exploration, table
+from galad.sweep import Sweep, command
+from galad.errors import ConfigError, GaladError
+
+SWEEP = """
+name = "t"
+games = ["demo"]
+agents = ["drrn", "galad"]
+seeds = [1, 2]
+start_percentages = [0, 50]
+[train]
+envs = 2
+steps = 10
+"""
+
+
+def write_run(root, game, agent, seed, start, episodes, finished=True):
+    run = root / f"{game}__{agent}__s{seed}__p{start:g}"
+    (run / "transcripts").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"game": game, "agent": agent, "seed": seed,
+                                                 "start_percentage": start}))
+    with (run / "episodes.jsonl").open("w") as f:
+        for k, (ret, imm) in enumerate(episodes):
+            f.write(json.dumps({"env": k % 2, "episode": k // 2, "env_steps": 100 * (k + 1), "steps": 100,
+                                "score": ret, "starting_score": 0, "max_score": 50, "return": ret,
+                                "immorality": imm, "bad_others": imm, "bad_self": 0, "good_others": 0,
+                                "good_self": 0, "percent_completion": 2 * ret}) + "\n")
+    if finished:
+        (run / "summary.json").write_text("{}")
+    return run
+
+
+def test_grid_and_commands(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(SWEEP)
+    runs = Sweep.load(f).runs(tmp_path / "out")
+    assert len(runs) == 8 and runs[0].name == "demo__drrn__s1__p0"
+    cmd = command(runs[0])
+    assert cmd[3:5] == ["train", "--no-progress"] and "--run-name" in cmd and "--context-mode" not in cmd
+    write_run(tmp_path / "out", "demo", "drrn", 1, 0, [(10, 1)], finished=False)
+    (runs[0].path / "checkpoints").mkdir()
+    (runs[0].path / "checkpoints" / "latest.pt").write_bytes(b"x")
+    assert command(runs[0])[-2:] == ["--resume", str(runs[0].path)]
+
+
+def test_sweep_skips_finished_runs(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(SWEEP)
+    out = tmp_path / "out"
+    for agent in ("drrn", "galad"):
+        for seed in (1, 2):
+            for start in (0, 50):
+                write_run(out, "demo", agent, seed, start, [(10, 1)])
+    r = subprocess.run([sys.executable, "-m", "galad.cli", "sweep", str(f), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "8 finished, 0 to run" in r.stdout
+
+
+def test_bad_sweep_files(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(SWEEP.replace("envs = 2", "bogus = 2"))
+    with pytest.raises(ConfigError, match="bogus"):
+        Sweep.load(f)
+    f.write_text(SWEEP.replace('["demo"]', '["zork"]'))
+    with pytest.raises(GaladError, match="unknown game"):
+        Sweep.load(f).runs(tmp_path)
+
+
+def test_report_table_verdict_and_plots(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in (1, 2):
+        write_run(root, "demo", "cmps", seed, 0, [(20, 4), (20, 4)])
+        write_run(root, "demo", "galad", seed, 0, [(25, 1), (25, 1)])
+        write_run(root, "demo", "drrn", seed, 0, [(20, 6), (20, 6)])
+    assert report(str(root)) == 0
+    text = (root / "report" / "results.md").read_text()
+    assert "GALAD beats CMPS" in text and "**average**" in text
+    for name in ("table.csv", "runs.csv", "completion_vs_immorality.png", "safe_exploration.png", "per_game.png"):
+        assert (root / "report" / name).stat().st_size > 0
+    curves = safe_exploration(root)
+    assert curves["galad"][-1][1] == 2.0 and curves["drrn"][-1][1] == 12.0
+
+
+def test_report_on_empty_folder(tmp_path):
+    with pytest.raises(ConfigError, match="no galad runs"):
+        report(str(tmp_path))
