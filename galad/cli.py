@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--states", type=int, default=20, metavar="N", help="states sampled per game")
     va.add_argument("--candidates", type=int, default=80, metavar="K", help="candidate actions per state")
     va.add_argument("--mode", choices=["action", "context", "both"], default="both", help="context modes")
-    va.add_argument("--target", choices=["bad", "bad_others"], default="bad", help="which markers count as harm")
+    va.add_argument("--target", choices=["bad_others", "bad"], default="bad_others",
+                    help="which markers count as harm: bad_others (the benchmark's Immorality; default) or any bad")
     va.add_argument("--model", default=None, help=model_help)
     va.add_argument("--threshold", type=float, default=None)
     va.add_argument("--seed", type=int, default=0)

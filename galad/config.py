@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import json
 import textwrap
+import types
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -68,8 +69,8 @@ class TrainConfig:
     max_tokens: int = 64
     """Tokens kept per encoder input, the most recent (the GPU reference keeps 512; GRU backprop on a CPU is the cost)."""
     # value model and policies
-    harm_threshold: float = 0.39
-    """Flag an action as harmful when P(harm) exceeds this (CMPS default 0.39)."""
+    harm_threshold: float | None = None
+    """Flag an action as harmful when P(harm) exceeds this; default: the value model's own (its card), else 0.5."""
     cmps_weight: float = 10.0
     """CMPS: Q - weight * 1[P(harm) > threshold], when acting and in TD targets."""
     value_model: str = ""
@@ -77,7 +78,7 @@ class TrainConfig:
     context_mode: ContextMode | None = None
     """Scorer input: action only ("I {action}.") or observation + action; default: action for cmps, context for galad."""
     max_candidates: int = 30
-    """At most this many candidates per state."""
+    """Candidates the language model proposes per state (top-k; the valid-action source proposes all it finds)."""
     # logging
     run_dir: str = "runs"
     """Parent folder of run folders."""
@@ -101,7 +102,7 @@ class TrainConfig:
             (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
             (self.batch_size >= 1 and self.memory_size >= self.batch_size, "memory_size must be >= batch_size >= 1"),
             (0 <= self.priority_fraction <= 1, "priority_fraction must be in [0, 1]"),
-            (0 <= self.harm_threshold <= 1, "harm_threshold must be in [0, 1]"),
+            (self.harm_threshold is None or 0 <= self.harm_threshold <= 1, "harm_threshold must be in [0, 1]"),
             (self.max_candidates >= 1, "max_candidates must be >= 1"),
         ]
         for ok, msg in checks:
@@ -139,7 +140,7 @@ def literal_choices(tp: Any) -> tuple | None:
     tp = _resolve(tp)
     if typing.get_origin(tp) is Literal:
         return typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
             if typing.get_origin(arg) is Literal:
                 return typing.get_args(arg) + (None,)
@@ -160,6 +161,9 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[s
             continue
         flag = "--" + f.name.replace("_", "-")
         tp = _resolve(f.type)
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+            tp = args[0]  # Optional[X] -> X
         choices = literal_choices(tp)
         kwargs: dict[str, Any] = {"default": None, "help": f"{docs.get(f.name, '')} (default: {f.default})".replace("%", "%%")}
         if choices:

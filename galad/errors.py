@@ -30,3 +30,11 @@ class AnnotationError(GaladError):
 
 class EpisodeEndedError(GaladError, RuntimeError):
     """The environment was stepped after its episode ended (call ``reset()``), or after ``close()``."""
+
+
+class DataNotFoundError(GaladError):
+    """A dataset the command needs is not in the data directory (``galad data download`` fetches it)."""
+
+
+class ModelNotFoundError(GaladError):
+    """A value model (hub id, folder or checkpoint) cannot be found or loaded."""

@@ -98,31 +98,36 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def make_candidate_source(cfg: TrainConfig):
     """The configured candidate source."""
     if cfg.candidates == "valid":
-        from galad.candidates.valid import ValidActionSource
+        from galad.candidates.valid import ValidActionSource, ValidConfig
 
-        return ValidActionSource(cfg.game, max_candidates=cfg.max_candidates)
+        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0)))
     from galad.candidates.lm import load_generator
 
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
 
 
 def make_policy(cfg: TrainConfig, pool):
+    """The configured policy; cmps and galad load the value model (trained on first use)."""
     from galad.agents import policies
 
     if cfg.agent == "drrn":
         return policies.Policy()
     if cfg.agent == "oracle":
+        from galad.values.oracle import harm_from_vectors
+
         def lookahead(cands):
             res = pool.lookahead(cands)
-            return [[float(r["label_vector_sum"][0]) for r in rs] for rs in res]
+            return [harm_from_vectors([r["label_vector_sum"] for r in rs]).astype(float).tolist() if rs else []
+                    for rs in res]
         return policies.OraclePolicy(lookahead)
-    from galad.values import load_scorer
+    from galad.values.models import load_scorer
 
-    scorer = load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode())
+    scorer = load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(),
+                         threshold=cfg.harm_threshold, num_threads=1)
     score = lambda actions, contexts: scorer.score(actions, contexts)  # noqa: E731
     if cfg.agent == "cmps":
-        return policies.CMPSPolicy(score, cfg.harm_threshold, cfg.cmps_weight)
-    return policies.GaladPolicy(score, cfg.harm_threshold)
+        return policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)
+    return policies.GaladPolicy(score, scorer.threshold)
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -196,7 +201,7 @@ class Trainer:
         cfg = self.cfg
         states = self._states()
         candidates = self.source.propose(states)
-        candidates = [(c or ["look"])[: cfg.max_candidates] for c in candidates]
+        candidates = [c or ["look"] for c in candidates]  # a state with no candidate still needs an action
         restrictions = self.policy.restrict([s.obs for s in states], candidates)
         enc = [self._encode(v) for v in self.views]
         act_ids = [self.tokenizer.encode_batch(r.kept) for r in restrictions]

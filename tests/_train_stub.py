@@ -45,9 +45,10 @@ def patch() -> None:
             from galad.agents import policies
 
             s = KeywordScorer()
+            threshold = cfg.harm_threshold if cfg.harm_threshold is not None else s.threshold
             if cfg.agent == "cmps":
-                return policies.CMPSPolicy(s.score, cfg.harm_threshold, cfg.cmps_weight)
-            return policies.GaladPolicy(s.score, cfg.harm_threshold)
+                return policies.CMPSPolicy(s.score, threshold, cfg.cmps_weight)
+            return policies.GaladPolicy(s.score, threshold)
         return orig(cfg, pool)
 
     train.make_policy = make_policy

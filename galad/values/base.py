@@ -15,7 +15,10 @@ class HarmScorer(Protocol):
     """Scores actions for moral harm: P(harm) in [0, 1], batched.
 
     ``contexts`` (one per action, e.g. the observation the action is taken in) is used by contextual
-    scorers and ignored by action-only ones.
+    scorers and ignored by action-only ones. An empty action list gives an empty array. ``threshold`` is
+    the P(harm) above which an action counts as harmful; ``name`` identifies the model (and keys caches).
+    Backends: :class:`galad.values.hf.HFScorer` (cached in :class:`galad.values.cache.ScoreCache`, safe
+    across env worker processes) and :class:`galad.values.oracle.OracleScorer` (ground truth by lookahead).
     """
 
     name: str

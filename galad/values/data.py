@@ -1,0 +1,186 @@
+"""Training and held-out data for the value model: ETHICS commonsense, Moral Stories, Social-Chem-101.
+
+All labels are P(harm) targets: 1 = wrong / immoral, 0 = fine. ``cm_train.csv`` is not shipped, so the
+held-out splits are fixed, hash-based splits of what is (the same for every recipe, so no training run
+ever sees them):
+
+* ``ethics_cm_*_heldout``: 30 % of the minimal pairs (rows ``2k, 2k+1``) of ETHICS ``cm_test.csv``
+  (the other 70 % train, with ``cm_train.csv`` where it exists);
+* ``ethics_hard_*``: all of ``cm_test_hard.csv`` (never trained on, reported untuned);
+* ``moral_stories_heldout``: 50 % of the (moral, immoral) pairs of the Moral Stories test split
+  (the dev split and the other half of test train);
+* ``social_chem_heldout``: 10 % of the Social-Chem situations.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from galad import paths
+from galad.errors import DataNotFoundError
+from galad.values.recipe import Recipe
+
+ETHICS_CM = "ethics/commonsense"
+MORAL_STORIES = "moral_stories"
+SOCIAL_CHEM = "social_chem_101"
+_MS_FILES = {"dev": "original_ms_action+norm_norm_distance_dev.jsonl",
+             "test": "original_ms_action+norm_norm_distance_test.jsonl"}
+_SC_FILES = ("obligatory_sc101.csv", "optional_sc101.csv")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text."""
+
+    text: str
+    """The action or scenario as the model reads it."""
+    label: int
+    """1 = harmful / wrong, 0 = fine."""
+    source: str
+    """Dataset and split it came from."""
+    context: str | None = None
+    """Optional context paired with it (contextual training)."""
+
+
+def _bucket(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") % 100
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DataNotFoundError(
+            f"{what} not found at {path}; get the datasets with `galad data download` "
+            f"or point GALAD_DATA_DIR at a folder that has them")
+    return path
+
+
+def action_text(action: str) -> str:
+    """The CMPS input for an action: ``"I {action}."`` (reference quirk: first person, full stop)."""
+    a = " ".join(action.strip().split())
+    return f"I {a}." if a else "I wait."
+
+
+def _ethics_rows(root: Path, name: str) -> list[dict]:
+    with _require(root / ETHICS_CM / f"{name}.csv", f"ETHICS commonsense {name}.csv").open(newline="",
+                                                                                          encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def check_data(recipe: Recipe, data_dir: Path | None = None) -> None:
+    """Raise :class:`DataNotFoundError` (saying how to get them) unless a recipe's datasets are all there."""
+    root = Path(data_dir) if data_dir is not None else paths.data_dir()
+    if not root.is_dir():
+        raise DataNotFoundError(f"data directory {root} does not exist; get the datasets with "
+                                "`galad data download` or set GALAD_DATA_DIR")
+    need = [(ETHICS_CM + "/cm_test.csv", "ETHICS commonsense cm_test.csv"),
+            (ETHICS_CM + "/cm_test_hard.csv", "ETHICS commonsense cm_test_hard.csv")]
+    if "moral_stories" in recipe.data.sources:
+        need += [(f"{MORAL_STORIES}/{f}", f"Moral Stories {s} split") for s, f in _MS_FILES.items()]
+    if "social_chem" in recipe.data.sources:
+        need += [(f"{SOCIAL_CHEM}/{f}", f"Social-Chem-101 {f}") for f in _SC_FILES]
+    for rel, what in need:
+        _require(root / rel, what)
+
+
+def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Example], dict[str, list[Example]]]:
+    """The training examples of a recipe's mix and every held-out evaluation set.
+
+    Raises:
+        DataNotFoundError: a dataset the recipe names is missing.
+    """
+    check_data(recipe, data_dir)
+    root = Path(data_dir) if data_dir is not None else paths.data_dir()
+    rng = random.Random(recipe.seed)
+    mix = recipe.data
+    train: dict[str, list[Example]] = {}
+    evals: dict[str, list[Example]] = {}
+    unknown = set(mix.sources) - {"ethics_cm", "moral_stories", "social_chem"}
+    if unknown:
+        from galad.errors import ConfigError
+
+        raise ConfigError(f"unknown data sources {sorted(unknown)}")
+
+    # ETHICS commonsense: always evaluated; trained on when listed
+    rows = _ethics_rows(root, "cm_test")
+    tr, ev_s, ev_l = [], [], []
+    for i, r in enumerate(rows):
+        short = r["is_short"].strip() == "True"
+        ex = Example(r["input"].strip(), int(r["label"]), "ethics_cm")
+        if _bucket(f"ethics_cm:{i // 2}") < 30:
+            (ev_s if short else ev_l).append(ex)
+        elif short or mix.ethics_long:
+            tr.append(ex)
+    evals["ethics_cm_short_heldout"], evals["ethics_cm_long_heldout"] = ev_s, ev_l
+    if (root / ETHICS_CM / "cm_train.csv").is_file():  # the official train split, where a download has it
+        tr += [Example(r["input"].strip(), int(r["label"]), "ethics_cm_train") for r in _ethics_rows(root, "cm_train")
+               if mix.ethics_long or r["is_short"].strip() == "True"]
+    if "ethics_cm" in mix.sources:
+        train["ethics_cm"] = tr
+    hard = _ethics_rows(root, "cm_test_hard")
+    evals["ethics_hard_short"] = [Example(r["input"].strip(), int(r["label"]), "ethics_hard")
+                                  for r in hard if r["is_short"].strip() == "True"]
+    evals["ethics_hard_long"] = [Example(r["input"].strip(), int(r["label"]), "ethics_hard")
+                                 for r in hard if r["is_short"].strip() != "True"]
+
+    # Moral Stories: label 1 = moral in the file, so harm = 1 - label
+    if "moral_stories" in mix.sources:
+        tr, ev = [], []
+        for split, fname in _MS_FILES.items():
+            path = _require(root / MORAL_STORIES / fname, f"Moral Stories {split} split")
+            with path.open(encoding="utf-8") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    d = json.loads(line)
+                    text = (d.get("moral_action") or d.get("immoral_action") or "").strip()
+                    if not text:
+                        continue
+                    ex = Example(text, 1 - int(d["label"]), f"moral_stories_{split}")
+                    held = split == "test" and _bucket(f"ms:{d['ID'][:-1]}") < 50
+                    (ev if held else tr).append(ex)
+        train["moral_stories"], evals["moral_stories_heldout"] = tr, ev
+
+    # Social-Chem-101: only the good/optional subsets are shipped, so every row is harmless
+    if "social_chem" in mix.sources:
+        tr, ev = [], []
+        for fname in _SC_FILES:
+            path = _require(root / SOCIAL_CHEM / fname, f"Social-Chem-101 {fname}")
+            with path.open(newline="", encoding="utf-8") as f:
+                for r in csv.DictReader(f):
+                    action = (r.get("action") or "").strip()
+                    if not action:
+                        continue
+                    ex = Example(action, 0, "social_chem")
+                    (ev if _bucket(f"sc:{r.get('situation-short-id', '')}") < 10 else tr).append(ex)
+        rng.shuffle(tr)
+        train["social_chem"] = tr[: mix.social_chem_limit]
+        evals["social_chem_heldout"] = ev
+
+    out: list[Example] = []
+    for exs in train.values():
+        if mix.limit_per_source is not None:
+            exs = rng.sample(exs, min(len(exs), mix.limit_per_source))
+        out.extend(exs)
+    if mix.eval_limit is not None:
+        evals = {k: random.Random(k).sample(v, min(len(v), mix.eval_limit)) for k, v in evals.items()}
+    rng.shuffle(out)
+    return out, evals
+
+
+def context_pool(data_dir: Path | None = None, limit: int = 5000, seed: int = 0) -> list[str]:
+    """Distractor contexts for contextual training: Social-Chem situations (label-independent text)."""
+    root = Path(data_dir) if data_dir is not None else paths.data_dir()
+    pool: list[str] = []
+    for fname in _SC_FILES:
+        p = root / SOCIAL_CHEM / fname
+        if p.is_file():
+            with p.open(newline="", encoding="utf-8") as f:
+                pool.extend(s for r in csv.DictReader(f) if (s := (r.get("situation") or "").strip()))
+    pool = sorted(set(pool))
+    random.Random(seed).shuffle(pool)
+    return pool[:limit] or ["You are standing in an open field."]

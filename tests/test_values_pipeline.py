@@ -1,0 +1,126 @@
+"""The value model end to end on a tiny slice of the shipped data: train -> card -> score -> cache -> audit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = (REPO.parent / "shared" / "data")
+
+
+def _data_dir() -> Path:
+    import os
+
+    return Path(os.environ["GALAD_DATA_DIR"]) if os.environ.get("GALAD_DATA_DIR") else DATA
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny model trained through the real pipeline (accuracy is not the point)."""
+    pytest.importorskip("torch")
+    data = _data_dir()
+    if not (data / "ethics" / "commonsense" / "cm_test.csv").is_file():
+        pytest.skip(f"value-model datasets not found at {data} (set GALAD_DATA_DIR)")
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("home")
+    mp.setenv("GALAD_HOME", str(home))
+    mp.setenv("GALAD_DATA_DIR", str(data))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    recipe = home / "tiny.toml"
+    text = (REPO / "commonsense_models" / "minilm_tiny.toml").read_text()
+    recipe.write_text(text.replace("limit_per_source = 100", "limit_per_source = 40")
+                      .replace("eval_limit = 60", "eval_limit = 24"))
+    from galad.values.models import load_scorer
+    from galad.values.train import read_card
+
+    # the first use trains the model automatically (a fresh machine has none cached)
+    scorer = load_scorer(f"galad:{recipe}", "action", cache=False)
+    card = read_card(home / "models" / "minilm-tiny")
+    assert card is not None and scorer.name == card["model_id"]
+    yield {"home": home, "recipe": recipe, "card": card}
+    mp.undo()
+
+
+def test_card_records_splits_and_heldout(tiny):
+    card = tiny["card"]
+    folder = tiny["home"] / "models" / "minilm-tiny"
+    saved = json.loads((folder / "galad_card.json").read_text())
+    assert saved["model_id"] == card["model_id"]
+    assert {"ethics_cm_short_heldout", "ethics_hard_short", "moral_stories_heldout"} <= set(card["heldout"])
+    assert all(0 <= r["accuracy"] <= 1 for r in card["heldout"].values())
+    assert "cm_test_hard" in card["splits"] and card["train_examples"]
+    from galad.values.train import write_card_md
+
+    write_card_md(card, tiny["recipe"].with_suffix(".md"))
+    md = tiny["recipe"].with_suffix(".md").read_text()
+    assert "Held-out results" in md and "moral_stories_heldout" in md
+    assert not list(folder.parent.glob(".*tmp*"))  # atomic: no temp folders left
+
+
+def test_score_both_modes_cache_and_empty(tiny):
+    from galad.values.cache import ScoreCache
+    from galad.values.models import load_scorer
+
+    db = tiny["home"] / "cache.sqlite"
+    sc = load_scorer(f"galad:{tiny['recipe']}", "action", cache=ScoreCache(db), train_if_missing=False)
+    assert sc.score([]).shape == (0,)
+    p = sc.score(["take the coins", "kill the troll", "take the coins"])
+    assert p.shape == (3,) and np.all((p >= 0) & (p <= 1)) and p[0] == p[2]
+    cs = load_scorer(f"galad:{tiny['recipe']}", "context", cache=ScoreCache(db), train_if_missing=False)
+    q = cs.score(["take the coins"] * 2, ["A shop.", "Your own purse lies here."])
+    assert q.shape == (2,)
+    with sqlite3.connect(db) as conn:
+        modes = dict(conn.execute("SELECT mode, COUNT(*) FROM scores GROUP BY mode").fetchall())
+    assert modes == {"action": 2, "context": 2}
+    # a fresh cache object reads the stored scores (no model call needed)
+    again = ScoreCache(db).get_many(sc.name, "action", ["I take the coins.", "I kill the troll."])
+    assert np.allclose(again, p[:2], atol=1e-6)
+
+
+def test_audit_demo_both_modes(tiny):
+    from galad.values.audit import AuditConfig, audit, format_table
+
+    res = audit(["demo"], model=f"galad:{tiny['recipe']}", cfg=AuditConfig(states=4, max_candidates=30),
+                progress=False)
+    row = res["games"]["demo"]
+    assert row["states"] >= 3 and row["pairs"] > 40
+    for mode in ("action", "context"):
+        assert set(row[mode]) >= {"auroc", "precision", "recall", "worst"}
+        assert len(row[mode]["worst"]) <= 10
+    json.dumps(res)
+    format_table(res)
+
+
+def test_cli_score_prints_decision(tiny):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GALAD_HOME=str(tiny["home"]), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "galad.cli", "value", "score", "take the coins",
+                        "--model", f"galad:{tiny['recipe']}", "--json"], check=False, capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["action"] == "take the coins" and 0 <= row["p_harm"] <= 1 and isinstance(row["harmful"], bool)
+
+
+def test_ethics_state_dict_layout(tmp_path, monkeypatch):
+    """A bare state dict with ``module.`` keys and one logit (the ETHICS cm_roberta-large.pt layout)."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForSequenceClassification
+
+    from galad.values.hf import HFScorer, minilm_path
+
+    net = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=1)
+    pt = tmp_path / "cm_minilm.pt"
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, pt)
+    sc = HFScorer(str(pt), base=str(minilm_path()))
+    p = sc.score(["hit my dog", "pet my dog"])
+    assert p.shape == (2,) and np.all((p > 0) & (p < 1))
