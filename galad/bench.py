@@ -131,3 +131,43 @@ def bench_env(games: list[str], reference: str | None = None, repeats: int = 3, 
         tmp.write_text(json.dumps({"env_replay": rows, "summary": summary}, indent=1))
         tmp.replace(out)
     return 0
+
+
+def bench_drrn(batch_size: int = 64, updates: int = 20, game: str = "demo", seed: int = 1) -> dict:
+    """TD updates per second of the default DRRN on real game text (one thread)."""
+    import random
+
+    import torch
+
+    from galad.agents.drrn import DRRNAgent, EncodedState, Transition
+    from galad.agents.tokenizer import load_or_train
+    from galad.config import TrainConfig
+
+    torch.set_num_threads(1)
+    cfg = TrainConfig()
+    tok = load_or_train(game)
+    env = JiminyEnv(game)
+    texts = []
+    try:
+        env.reset()
+        for a in env.walkthrough:
+            texts.append((env.step(a)[0], env.peek("look"), env.peek("inventory"), a))
+            if env.done:
+                break
+    finally:
+        env.close()
+    m = cfg.max_tokens
+    states = [EncodedState(*(tok.encode(t)[-m:] for t in x[:3])) for x in texts]
+    acts = [tok.encode(x[3]) for x in texts]
+    agent = DRRNAgent(tok.vocab_size, cfg.embedding_dim, cfg.hidden_dim, cfg.lr, cfg.gamma, batch_size,
+                      cfg.memory_size, cfg.priority_fraction, cfg.clip, seed)
+    rng = random.Random(seed)
+    for _ in range(max(batch_size * 2, 256)):
+        i = rng.randrange(len(states) - 1)
+        agent.memory.push(Transition(states[i], acts[i], 0.0, states[i + 1], rng.sample(acts, 30), [0.0] * 30, False))
+    agent.update()
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        agent.update()
+    dt = time.perf_counter() - t0
+    return {"batch_size": batch_size, "next_candidates": 30, "max_tokens": m, "updates_per_s": round(updates / dt, 2)}

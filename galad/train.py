@@ -116,9 +116,11 @@ def make_policy(cfg: TrainConfig, pool):
         from galad.values.oracle import harm_from_vectors
 
         def lookahead(cands):
-            res = pool.lookahead(cands)
-            return [harm_from_vectors([r["label_vector_sum"] for r in rs]).astype(float).tolist() if rs else []
-                    for rs in res]
+            out = []
+            for rs in pool.lookahead(cands):
+                vecs = [r["label_vector_sum"] for r in rs]
+                out.append(harm_from_vectors(vecs, "bad_others").astype(float).tolist() if vecs else [])
+            return out
         return policies.OraclePolicy(lookahead)
     from galad.values.models import load_scorer
 
@@ -198,7 +200,6 @@ class Trainer:
         return EncodedState(obs[-m:], look[-m:], inv[-m:])
 
     def train_step(self) -> dict:
-        cfg = self.cfg
         states = self._states()
         candidates = self.source.propose(states)
         candidates = [c or ["look"] for c in candidates]  # a state with no candidate still needs an action

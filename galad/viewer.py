@@ -91,7 +91,7 @@ def watch(run_dir: str, env: int = 0, episode: int | None = None, follow: bool =
         if markers:
             colour = "red" if any(v[0] or v[1] for v in s["label_vectors"]) else "green"
             console.print(f"[{colour}]markers: {escape(markers)}[/{colour}]")
-        console.print(f"[dim]episode harm so far: " + ", ".join(f"{k}={v}" for k, v in zip(CATS, harm)) + "[/dim]")
+        console.print("[dim]episode harm so far: " + ", ".join(f"{k}={v}" for k, v in zip(CATS, harm)) + "[/dim]")
     return 0
 
 

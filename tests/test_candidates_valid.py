@@ -102,3 +102,103 @@ def test_real_game_candidates(game):
         acts = src.propose([game_state_from_env(env, obs)])[0]
     assert len(acts) > 5
     env.close()
+
+
+# --- the fast restore/step loop and the world-state cache key ------------------------------------------
+
+
+def _prober_for(game: str):
+    from galad.candidates.probe import Prober
+    from galad.candidates.valid import _story
+
+    _, story = _story(game)
+    return Prober(story, 1, 0.5)
+
+
+def test_fast_loop_leaves_engine_exactly_at_saved_state(env):
+    prober = _prober_for("demo")
+    try:
+        state = env.get_state()[0]
+        prober.run(state, ["take porridge", "eat porridge", "e", "galadhalt", "sing", "open jar"])
+        after = prober.engine.get_state()
+        for a, b in zip(state, after):
+            if hasattr(a, "tobytes"):
+                assert a.tobytes() == b.tobytes()
+            else:
+                assert a == b
+    finally:
+        prober.close()
+
+
+def test_fast_loop_matches_plain_set_state_and_step(env):
+    """Each candidate's reply and resulting world are those of FrotzEngine.set_state + step."""
+    from galad.candidates.probe import object_region
+
+    prober = _prober_for("demo")
+    try:
+        state = env.get_state()[0]
+        actions = ["take porridge", "eat porridge", "e", "sing", "xyzzyq", "open jar", "take tinderbox"]
+        outs = prober.run(state, actions, keep_world=True)
+        eng = prober.engine
+        a, b = object_region(prober.story_file)
+        for action, o in zip(actions, outs):
+            eng.set_state(state)
+            ref = eng.step(action)
+            assert o.text == ref.text
+            world = eng.ram()[a:b]
+            assert (o.world or bytes(state[0].tobytes()[a:b])) == world
+        eng.set_state(state)
+    finally:
+        prober.close()
+
+
+def test_parser_failure_is_invalid_even_if_parser_bookkeeping_moved_objects(env, src):
+    outs = {o.action: o for o in src.evaluate("demo", env.get_state(), ["take unicornhorn", "take porridge"])}
+    assert outs["take unicornhorn"].status == "invalid"
+    assert outs["take porridge"].status == "valid" and outs["take porridge"].changed
+
+
+def test_world_key_ignores_move_counters_not_the_world():
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        with ValidActionSource(ValidConfig(workers=0, step_timeout=0.5)) as s:
+            s0 = game_state_from_env(e, obs)
+            obs1, *_ = e.step("look")  # a turn passes, nothing in the world changes
+            s1 = game_state_from_env(e, obs1, "look")
+            obs2, *_ = e.step("take porridge")
+            s2 = game_state_from_env(e, obs2, "take porridge")
+            assert s0.key() != s1.key()  # the RAM (move counter) and text differ ...
+            assert s.world_key(s0) == s.world_key(s1)  # ... the world does not
+            assert s.world_key(s2) != s.world_key(s0)
+            det = s.detect(s0)
+            t0 = time.perf_counter()
+            assert s.detect(s1) is det and time.perf_counter() - t0 < 0.05  # a cache hit
+            off = ValidActionSource(ValidConfig(workers=0, world_key=False))
+            assert off.world_key(s0) != off.world_key(s1)
+            off.close()
+    finally:
+        e.close()
+
+
+def test_hazards_cost_nothing_after_the_first_time():
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        with ValidActionSource(ValidConfig(workers=0, step_timeout=0.5)) as s:
+            first = s.detect(game_state_from_env(e, obs))
+            assert {o.action for o in first.skipped} == {"galadhalt", "galadhang"}
+            obs, *_ = e.step("take porridge")
+            second = s.detect(game_state_from_env(e, obs, "take porridge"))
+            assert not second.skipped  # remembered for the game: not stepped (nor waited for) again
+    finally:
+        e.close()
+
+
+def test_threaded_batches_match_one_engine(env):
+    actions = ["take porridge", "eat porridge", "e", "sing", "xyzzyq", "open jar", "take tinderbox"] * 40
+    with ValidActionSource(ValidConfig(workers=0, threads=1)) as one, \
+            ValidActionSource(ValidConfig(workers=0, threads=2, min_batch_for_threads=10)) as two:
+        a = one.evaluate("demo", env.get_state(), actions)
+        b = two.evaluate("demo", env.get_state(), actions)
+    assert [(o.action, o.status, o.signature) for o in a] == [(o.action, o.status, o.signature) for o in b]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from galad.report import report, safe_exploration, table
+from galad.report import report, safe_exploration
 from galad.sweep import Sweep, command
 from galad.errors import ConfigError, GaladError
 

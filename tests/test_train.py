@@ -1,7 +1,6 @@
 """The trainer on the demo game with test-double candidates and scorer: files, tags, determinism, resume."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -34,7 +34,7 @@ class Restriction:
 Scorer = Callable[[list[str], list[str]], np.ndarray]
 """``(actions, contexts) -> P(harm)``."""
 Lookahead = Callable[[list[list[str]]], list[list[float]]]
-"""Per state, the ground-truth harm (tier-weighted bad_others) of each candidate."""
+"""Per state, the ground-truth harm of each candidate (1.0 when it triggers a harm-to-others marker)."""
 
 
 class Policy:

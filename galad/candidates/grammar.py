@@ -70,6 +70,13 @@ class Template:
     """The pattern, e.g. ``put OBJ in OBJ``."""
     held: tuple[bool, ...] = ()
     """Per hole: the parser insists the object is already held (ZIL ``HAVE`` without ``TAKE``)."""
+    room: tuple[bool, ...] = ()
+    """Per hole: the parser only looks for the object in the room, not among what the player holds (ZIL
+    ``ON-GROUND``/``IN-ROOM`` without ``HELD``/``CARRIED``: ``take``, ``climb``): a held object is refused."""
+    action: tuple[int, ...] | None = None
+    """The ZIL syntax line it matches: ``(objects, prep1, prep2, loc1, loc2, action number)``; templates
+    with the same number of objects and action number run the same routine, so only one is tried.
+    None: unknown (never merged)."""
 
     @property
     def holes(self) -> int:
@@ -199,7 +206,7 @@ def _usage_fn():
         from jericho.util import verb_usage_count  # installed data: verb counts from ClubFloyd transcripts
 
         return lambda w: verb_usage_count(w)
-    except Exception:  # noqa: BLE001 - any import problem: fall back to no preference
+    except Exception:
         return lambda w: 0
 
 
@@ -207,7 +214,27 @@ def _usage_fn():
 # ZIL (Infocom) games
 
 
-def _zil_grammar(story: _Story) -> tuple[list[Template], dict[int, list[str]]]:
+#: ZIL syntax line as read from the table: (objects, prep1, prep2, loc1, loc2, action).
+_Syntax = tuple[int, int, int, int, int, int]
+
+
+# ZIL syntax location bits: SHAVE 2, SMANY 4, STAKE 8, SON-GROUND 16, SIN-ROOM 32, SCARRIED 64, SHELD 128
+def _zil_held(loc: int) -> bool:
+    """The parser refuses an object the player does not hold."""
+    if loc & 2 and not loc & 8:  # HAVE without TAKE
+        return True
+    return bool(loc & 192) and not loc & 48  # searched only among what the player holds
+
+
+def _zil_room(loc: int) -> bool:
+    """The parser looks for the object only in the room (a held one is refused: "You already have that")."""
+    return bool(loc & 48) and not loc & 192
+
+
+def _zil_grammar(
+    story: _Story,
+) -> tuple[list[Template], dict[int, list[str]], dict[int, list[_Syntax]], dict[int, list[str]]]:
+    """Templates, verb number -> words, verb number -> syntax lines, preposition number -> words."""
     entries, _ = story.dictionary()
     verbs: dict[int, list[str]] = {}
     preps: dict[int, list[str]] = {}
@@ -240,31 +267,74 @@ def _zil_grammar(story: _Story) -> tuple[list[Template], dict[int, list[str]]]:
     usage = _usage_fn()
     prep_word = {n: _pick(ws, usage) for n, ws in preps.items()}
     templates: list[Template] = []
+    syntax: dict[int, list[_Syntax]] = {}
     for num in sorted(verbs):
+        p = story.w(table + 2 * (255 - num))
+        lines = syntax[num] = []
+        for k in range(d[p]):
+            nobj, pr1, pr2, _f1, _f2, loc1, loc2, act = d[p + 1 + 8 * k : p + 9 + 8 * k]
+            lines.append((nobj, pr1, pr2 if nobj >= 2 else 0, loc1 if nobj >= 1 else 0, loc2 if nobj >= 2 else 0, act))
         words = [w for w in verbs[num] if not _is_meta(w) and w[:1].isalpha()]
         if len(words) < len(verbs[num]) or not words:
             continue
         verb = _pick(words, usage)
-        p = story.w(table + 2 * (255 - num))
-        for k in range(d[p]):
-            nobj, pr1, pr2, _f1, _f2, loc1, loc2, _act = d[p + 1 + 8 * k : p + 9 + 8 * k]
+        for line in lines:
+            nobj, pr1, pr2, loc1, loc2, _act = line
             parts = [verb]
             if pr1:
                 parts.append(prep_word.get(pr1, ""))
-            held = []
             if nobj >= 1:
                 parts.append("OBJ")
-                held.append(bool(loc1 & 2) and not loc1 & 8)  # SHAVE without STAKE
             if nobj >= 2:
                 if pr2:
                     parts.append(prep_word.get(pr2, ""))
                 parts.append("OBJ")
-                held.append(bool(loc2 & 2) and not loc2 & 8)
             if all(parts):
-                templates.append(Template(" ".join(parts), tuple(held)))
+                templates.append(_zil_template(" ".join(parts), line))
     for ws in dirs.values():
         templates.append(Template(_pick(ws, lambda w: len(w))))
-    return templates, verbs
+    return templates, verbs, syntax, preps
+
+
+def _annotate_from_zil(templates: list[Template], story: _Story, word_len: int) -> list[Template]:
+    """Borrowed templates with the held flags and action key of the story's own matching syntax line.
+
+    A template ``verb [prep] OBJ [prep] OBJ`` matches the line of its verb with the same number of objects
+    and the same prepositions; templates without a match are kept as they are.
+    """
+    try:
+        _, verbs, syntax, preps = _zil_grammar(story)
+    except GrammarError:
+        return templates
+    verb_num = {w: n for n, ws in verbs.items() for w in ws}
+    prep_num = {w: n for n, ws in preps.items() for w in ws}
+    out = []
+    for t in templates:
+        toks = t.text.split()
+        num = verb_num.get(toks[0][:word_len])
+        if num is None or t.holes == 0:
+            out.append(t)
+            continue
+        first = toks.index("OBJ")
+        pre, mid = toks[1:first], toks[first + 1 :]
+        mid = mid[: mid.index("OBJ")] if "OBJ" in mid else []
+        if len(pre) > 1 or len(mid) > 1:
+            out.append(t)
+            continue
+        pr1 = prep_num.get(pre[0][:word_len], -1) if pre else 0
+        pr2 = prep_num.get(mid[0][:word_len], -1) if mid else 0
+        line = next((ln for ln in syntax.get(num, []) if ln[0] == t.holes and ln[1] == pr1 and ln[2] == pr2), None)
+        if line is None:
+            out.append(t)
+            continue
+        out.append(_zil_template(t.text, line))
+    return out
+
+
+def _zil_template(text: str, line: _Syntax) -> Template:
+    n = line[0]
+    locs = (line[3], line[4])[:n]
+    return Template(text, tuple(_zil_held(x) for x in locs), tuple(_zil_room(x) for x in locs), line)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,15 +475,28 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
             templates, source = _inform_grammar(story), "inform"
         else:
             templates, source = _zil_grammar(story)[0], "zil"
+    elif not story.inform:
+        templates = _annotate_from_zil(templates, story, word_len)
     templates += [Template(t) for t in _DEFAULT_TEMPLATES_EXTRA if t.split()[0][:word_len] in words]
+    # templates running the same action routine with the same number of objects behave alike (ZIL action
+    # routines tell verbs apart by action number, not by the words typed): keep one, the one whose syntax
+    # line demands least (no "held" flag, so the parser also takes objects on the floor)
     seen: set[str] = set()
-    uniq = []
+    by_action: dict[tuple[int, int], int] = {}
+    uniq: list[Template] = []
     for t in templates:
-        if t.holes == 0 and t.text in NO_EFFECT_ACTIONS:
+        if (t.holes == 0 and t.text in NO_EFFECT_ACTIONS) or t.text in seen:
             continue
-        if t.text not in seen:
-            seen.add(t.text)
-            uniq.append(t)
+        seen.add(t.text)
+        if t.action is not None:
+            key = (t.holes, t.action[-1])
+            i = by_action.get(key)
+            if i is not None:
+                if sum(t.held) + sum(t.room) < sum(uniq[i].held) + sum(uniq[i].room):
+                    uniq[i] = t
+                continue
+            by_action[key] = len(uniq)
+        uniq.append(t)
     examine = next((v for v in ("examine", "x", "look at") if v.split()[0][:word_len] in words), "examine")
     log.info("%s: %d templates from %s, %d nouns", game or story_file, len(uniq), source, len(nouns))
     return Grammar(uniq, nouns, adjectives, word_len, source, examine, words)

@@ -14,6 +14,7 @@ to a plain fp32 folder in ``<GALAD_HOME>/lm/``. ``galad lm train`` fine-tunes it
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -292,8 +293,10 @@ class LMGenerator:
         return mask
 
     def propose(self, states: Sequence[GameState]) -> list[list[str]]:
-        """Top-k distinct actions for each state (cached by :meth:`GameState.key`)."""
-        keys = [s.key() for s in states]
+        """Top-k distinct actions for each state (cached by :meth:`GameState.key` plus the previous observation)."""
+        # GameState.key() leaves out prev_obs, which the generator reads too
+        keys = [s.key() + ":" + hashlib.blake2b(s.prev_obs.encode("utf-8", "replace"), digest_size=8).hexdigest()
+                for s in states]
         todo: dict[str, GameState] = {}
         for key, state in zip(keys, states):
             if key in self._cache:

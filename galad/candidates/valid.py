@@ -7,18 +7,27 @@ Pipeline for one state (:meth:`ValidActionSource.detect`):
 2. **Objects**: words of the observation, ``look`` and ``inventory`` that the game's dictionary knows as
    nouns (plus adjective-noun pairs); each is examined once from the saved state, names the parser rejects
    are dropped and names that reach the same object (same reply, same world) collapse into one.
-3. **Admissibility**: every filled template is stepped from the saved state. It is valid when the world
-   changed (object table bytes, score, game end) or when the reply is not a parser failure reply, so
-   actions that only print text count. Candidates with the same resulting world and reply collapse into
-   one (``n``/``north``, ``x lamp``/``examine lamp``).
-4. The batch is split across worker processes (each with its own engine and watchdog); a step that
-   overruns ``step_timeout`` is stopped by the engine watchdog and skipped, an emulator halt is skipped,
-   and the rest of the batch is still evaluated. Results are cached by :meth:`GameState.key`.
+3. **Admissibility**, in two stages, by stepping each filled template from the saved state with the tight
+   restore/step loop of :mod:`galad.candidates.probe`: first the no-object and one-object templates, then
+   the two-object ones over at most ``max_pair_held`` held objects and ``max_pair_other`` others (those a
+   one-object action changed the world with first), one of each pair held. A candidate is invalid when its reply is a parser
+   failure; else it is valid, also when it only prints text, unless its template gives that same reply
+   (object names masked) for several objects (the verb's default refusal). Whether the world changed is
+   judged on the object table minus what a turn of ``look``/``inventory`` moves (the clock's noise).
+   Candidates with the same resulting world and reply collapse into one (``n``/``north``).
+4. Fewer candidates: ZIL syntax lines tell which objects must be held or must not be (``take``), borrowed
+   templates running the same action routine are tried once, and templates the parser rejected for their
+   words ("There was no verb in that sentence") are remembered per game and skipped, as are actions that
+   hung or halted the emulator.
+5. Large batches are split across ``threads`` engines of this process (libfrotz steps without the GIL);
+   worker processes only for batches of ``min_batch_for_pool`` or more. A step that overruns
+   ``step_timeout`` is stopped by the prober's watchdog and skipped, an emulator halt is skipped, and the
+   rest of the batch is still evaluated. Results are cached by the world state
+   (:meth:`ValidActionSource.world_key`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import multiprocessing as mp
@@ -27,73 +36,28 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import Literal
 
 from galad.candidates.base import GameState
 from galad.candidates.grammar import Grammar, load_grammar
+from galad.candidates.probe import MARKER as _MARKER
+from galad.candidates.probe import (  # noqa: F401 - PARSER_FAILURES and Status are re-exported
+    PARSER_FAILURES,
+    VOCABULARY_FAILURES,
+    Outcome,
+    Prober,
+    Status,
+    object_region,
+)
 from galad.errors import GaladError
 
 log = logging.getLogger(__name__)
 
 _POOL_TIMEOUT = "(worker pool overran the call bound)"
 
-Status = Literal["valid", "invalid", "halted", "timeout"]
-
-#: Replies of the parsers (Infocom ZIL, Inform 6 library) that mean "not understood / not applicable".
-PARSER_FAILURES = re.compile(
-    "|".join(
-        [
-            r"I don'?t know the word",
-            r"You used the word .* in a way that I don'?t understand",
-            r"That sentence isn'?t one I recogni[sz]e",
-            r"There was no verb in that sentence",
-            r"There seems? to be a noun missing",
-            r"There were too many nouns",
-            r"I found too many nouns",
-            r"You can'?t see any",
-            r"I can'?t see any",
-            r"You don'?t see any",
-            r"I don'?t see (?:any|what you are referring to)",
-            r"It'?s not clear what you'?re referring to",
-            r"I (?:don'?t|didn'?t) understand",
-            r"I beg your pardon",
-            r"^\s*What do you want to",
-            r"\bWhat do you want to [a-z ]+\?\s*$",
-            r"^\s*\[?Which (?:\w+ )?do you mean",
-            r"\bWhich \w+ do you mean",
-            r"You can'?t use multiple",
-            r"You can'?t refer to multiple",
-            r"You don'?t have (?:the|that|any|a|an)\b",
-            r"You aren'?t holding",
-            r"You'?re not holding",
-            r"You need to be holding",
-            r"That'?s not a verb I recogni[sz]e",
-            r"You can'?t see any such thing",
-            r"I only understood you as far as",
-            r"You seem to want to talk to someone",
-            r"You can only do that to something animate",
-            r"There are none at all available",
-            r"Nothing to do!",
-            r"You excepted something not included",
-            r"That noun did not make sense",
-            r"I didn'?t recogni[sz]e that",
-            r"I couldn'?t find",
-            r"You must supply a noun",
-            r"You must tell me",
-            r"^\s*Huh\?",
-            r"Please use units of time",
-            r"Impossible\.\s*$",
-            r"Emulator halted",
-        ]
-    ),
-    re.I | re.M,
-)
-
 _TOKEN = re.compile(r"[a-z][a-z'-]*")
-_MARKER = re.compile(r"\[(?:ID|RWD_ID|EVENT|RIDX)[^\]]*\]")
 _NOT_OBJECTS = frozenset(
     "a an the it its them him her his hers you your me my myself self yourself i here there all everything "
     "some this that these those one and or but of to in on at by with from".split()
@@ -119,12 +83,20 @@ class ValidConfig:
     """Seconds one candidate step may run before the engine watchdog stops it (it is then skipped)."""
     call_timeout: float = 120.0
     """Seconds one state's batch may take in the worker pool before the pool is killed and restarted."""
-    min_batch_for_pool: int = 400
-    """Batches smaller than this run in this process (the pool round trip would cost more)."""
+    min_batch_for_pool: int = 5000
+    """Batches smaller than this run in this process (measured on 2 loaded cores: the pool's transfer and
+    round trips cost more than they save even at 2,500 candidates; threads below do better)."""
+    threads: int = 2
+    """Engines stepping a batch in parallel threads of this process (libfrotz releases the GIL)."""
+    min_batch_for_threads: int = 200
+    """Batches smaller than this run on one engine."""
     max_objects: int = 12
     """Most objects filled into one-object templates (inventory first, then the room)."""
-    max_pair_objects: int = 6
-    """Most objects combined in two-object templates."""
+    max_pair_held: int = 4
+    """Most held objects combined in two-object templates (one object of each pair is held)."""
+    max_pair_other: int = 3
+    """Most other objects combined in two-object templates (those a one-object action changed the world
+    with first: takeable, openable, people)."""
     count_text_only: bool = True
     """Count actions that only print text (reply not a parser failure) as valid."""
     prefer_jericho: bool = True
@@ -133,24 +105,12 @@ class ValidConfig:
     """Skip, for the rest of this source's life, exact actions that once hung or halted the emulator."""
     cache_size: int = 4096
     """States whose results are kept (LRU)."""
+    world_key: bool = True
+    """Cache by the world state (:meth:`ValidActionSource.world_key`: object table, score, flags; not move
+    counters or timers) so that revisited worlds hit during RL; False: by ``GameState.key()`` (RAM and
+    text)."""
     seed: int = 1
     """Frotz seed of the worker engines (the state's RNG is restored with it, so this rarely matters)."""
-
-
-@dataclass
-class Outcome:
-    """What stepping one candidate from the saved state did."""
-
-    action: str
-    """The candidate."""
-    status: Status
-    """``valid``, ``invalid`` (parser failure, nothing changed), ``halted`` or ``timeout``."""
-    signature: str = ""
-    """Hash of the resulting world (object table, score) and reply: equal signatures are one action."""
-    text: str = ""
-    """The reply (raw game text)."""
-    changed: bool = False
-    """The world changed (object table bytes, score or game end)."""
 
 
 @dataclass
@@ -173,105 +133,17 @@ class Detection:
     """Wall time of the detection."""
 
 
-# --------------------------------------------------------------------------------------------------
-# the prober: one engine that steps candidates from a saved state (used in-process and in workers
-
-
-@cache
-def _object_region(story_file: str) -> tuple[int, int]:
-    """``(start, end)`` of the object table and property tables in dynamic memory."""
-    d = Path(story_file).read_bytes()
-    w = lambda a: (d[a] << 8) | d[a + 1]  # noqa: E731
-    v3 = d[0] <= 3
-    objtab, static = w(0x0A), w(0x0E)
-    start = objtab + 2 * (31 if v3 else 63)
-    size, pp = (9, 7) if v3 else (14, 12)
-    first_prop = min(w(start + pp), static)
-    n = max(0, (first_prop - start) // size)
-    end = start + n * size
-    for i in range(n):
-        p = w(start + i * size + pp)
-        if not 0 < p < static:
-            continue
-        p += 1 + 2 * d[p]
-        while p < static and d[p]:
-            s = d[p]
-            if v3:
-                p += 1 + (s >> 5) + 1
-            elif s & 0x80:
-                ln = d[p + 1] & 0x3F
-                p += 2 + (ln or 64)
-            else:
-                p += 1 + (2 if s & 0x40 else 1)
-        end = max(end, p + 1)
-    return objtab, min(end, static)
-
-
-class Prober:
-    """Steps candidate actions from saved states on one story (an engine with its watchdog)."""
-
-    def __init__(self, story_file: str, seed: int = 1, step_timeout: float = 1.0,
-                 score_global: int | None = None):
-        from galad.env.engine import FrotzEngine
-
-        self.engine = FrotzEngine(story_file, seed, step_timeout)
-        self.story_file = story_file
-        self.score_global = score_global
-        self._region = _object_region(story_file)
-        self._zmp = self.engine._zmp
-
-    def _world(self) -> bytes:
-        a, b = self._region
-        return ctypes.string_at(self._zmp.value + a, b - a)
-
-    def run(self, engine_state: tuple, actions: Sequence[str]) -> list[Outcome]:
-        """Step each action from ``engine_state``; an overrun or a halt is recorded and skipped."""
-        eng = self.engine
-        eng.set_state(engine_state)
-        world0 = self._world()
-        score0 = eng.read_global(self.score_global) if self.score_global is not None else None
-        out = []
-        for action in actions:
-            eng.set_state(engine_state)
-            res = eng.step(action)
-            if res.timed_out:
-                out.append(Outcome(action, "timeout"))
-                continue
-            if res.halted:
-                out.append(Outcome(action, "halted"))
-                continue
-            world = self._world()
-            score = eng.read_global(self.score_global) if self.score_global is not None else None
-            text = res.text
-            changed = world != world0 or score != score0 or res.game_over
-            failed = PARSER_FAILURES.search(_MARKER.sub("", text)) is not None
-            h = hashlib.blake2b(world, digest_size=16)
-            h.update(repr(score).encode())
-            h.update(_normalise(text).encode("utf-8", "replace"))
-            out.append(Outcome(action, "invalid" if failed and not changed else "valid", h.hexdigest(), text,
-                               changed))
-        eng.set_state(engine_state)
-        return out
-
-    def close(self) -> None:
-        self.engine.close()
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.replace(">", " ").split())
-
-
 # worker processes: one Prober per story, created on first use
 _PROBERS: dict[tuple, Prober] = {}
 
 
 def _work(story_file: str, seed: int, step_timeout: float, score_global: int | None, engine_state: tuple,
-          actions: list[str]) -> list[Outcome]:
+          actions: list[str], noise: tuple[int, ...] = ()) -> list[Outcome]:
     key = (story_file, seed, step_timeout, score_global)
     prober = _PROBERS.get(key)
     if prober is None:
         prober = _PROBERS[key] = Prober(story_file, seed, step_timeout, score_global)
-    return prober.run(engine_state, actions)
+    return prober.run(engine_state, actions, noise)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,9 +163,14 @@ class ValidActionSource:
 
     def __init__(self, config: ValidConfig | None = None):
         self.config = config or ValidConfig()
-        self._local: dict[str, Prober] = {}
+        self._local: dict[tuple[str, int], Prober] = {}
+        self._threads: ThreadPoolExecutor | None = None
         self._pool = None
         self._cache: OrderedDict[str, Detection] = OrderedDict()
+        self._template_of: dict[str, str] = {}
+        self._volatile: dict[str, frozenset[int]] = {}
+        self.broken: dict[str, set[str]] = {}
+        """Game -> templates whose every candidate the parser rejected for its words (skipped later)."""
         self.hazards: dict[str, set[str]] = {}
         """Game -> actions that hung or halted the emulator (skipped later when ``remember_hazards``)."""
 
@@ -304,12 +181,12 @@ class ValidActionSource:
 
     # --- detection --------------------------------------------------------------------------------
     def detect(self, state: GameState) -> Detection:
-        """Detect the valid actions of one state (cached by ``state.key()``).
+        """Detect the valid actions of one state (cached by :meth:`world_key`).
 
         Raises:
             CandidateError: the state carries no engine snapshot.
         """
-        key = state.key() if state.ram_hash else state.key() + ":" + _state_digest(state.engine_state)
+        key = self.world_key(state)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -321,6 +198,35 @@ class ValidActionSource:
             self._cache.popitem(last=False)
         return det
 
+    def world_key(self, state: GameState) -> str:
+        """Cache key of a state's world: its object table and property region, score and the globals that a
+        turn doing nothing leaves alone (learned per game from ``look``/``inventory``).
+
+        Approximation: states that differ only in move counters, timers, the parser's scratch globals, the
+        RNG or the text around them share one detection (its replies and signatures are those of the
+        first such state). With ``world_key`` off, or without an engine snapshot: ``state.key()``.
+        """
+        if state.engine_state is None:
+            return state.key()
+        if not self.config.world_key:
+            return state.key() if state.ram_hash else state.key() + ":" + _state_digest(state.engine_state)
+        engine_state, episode = _split_state(state.engine_state)
+        spec, story = _story(state.game)
+        vol = self._volatile.get(state.game)
+        if vol is None:
+            vol = self._volatile[state.game] = self._prober(spec, story).volatile_globals(
+                engine_state, ["look", "inventory"])
+        ram = engine_state[0]
+        ram = ram.tobytes() if hasattr(ram, "tobytes") else bytes(ram)
+        a, b = object_region(story)
+        g = (ram[0x0C] << 8) | ram[0x0D]
+        h = hashlib.blake2b(digest_size=16)
+        h.update(state.game.encode())
+        h.update(ram[a:b])
+        h.update(bytes(x for i in range(240) if i not in vol for x in ram[g + 2 * i : g + 2 * i + 2]))
+        h.update(b"done" if episode is not None and getattr(episode, "done", False) else b"")
+        return h.hexdigest()
+
     def _detect(self, state: GameState) -> Detection:
         if state.engine_state is None:
             raise CandidateError("GameState.engine_state is missing: pass JiminyEnv.get_state()")
@@ -330,30 +236,85 @@ class ValidActionSource:
         spec, story = _story(state.game)
         grammar = load_grammar(story, spec.name, self.config.prefer_jericho)
         prober = self._prober(spec, story)
-        look, inventory = state.look, state.inventory
-        if not look or not inventory:
-            res = prober.run(engine_state, ["look", "inventory"])
-            look = look or res[0].text
-            inventory = inventory or res[1].text
+        # look and inventory pass a turn without changing anything: what they move is the clock's noise
+        res = prober.run(engine_state, ["look", "inventory"], keep_world=True)
+        noise = prober.noise(engine_state, res)
+        look = state.look or res[0].text
+        inventory = state.inventory or res[1].text
         objects, held = self._objects(prober, grammar, engine_state, state.obs, look, inventory)
-        candidates = self._fill(grammar, spec, objects, held, state.game)
-        outcomes = self.evaluate(state.game, engine_state, candidates)
+        self._template_of = {}
+        # stage 1: no-object and one-object templates
+        broken = self.broken.setdefault(state.game, set())
+        first = self._fill(grammar, spec, objects, held, (0, 1), broken)
+        outcomes = self.evaluate(state.game, engine_state, first, noise)
+        self._remember_broken(outcomes, broken)
+        self._judge(outcomes, grammar)
+        # stage 2: two-object templates over a few objects, ranked with what stage 1 showed (_pair_objects)
+        pair_objs = self._pair_objects(outcomes, objects, held, grammar, state.obs)
+        second = self._fill(grammar, spec, pair_objs, held, (2,), broken)
+        more = self.evaluate(state.game, engine_state, second, noise)
+        self._remember_broken(more, broken)
+        self._judge(more, grammar)
+        outcomes += more
+        candidates = first + second
+        det = _collapse(outcomes)
+        det.objects = objects
+        det.n_candidates = len(candidates)
+        return det
+
+    def _remember_broken(self, outcomes: list[Outcome], broken: set[str]) -> None:
+        """Templates all of whose candidates got a vocabulary failure ("There was no verb in that
+        sentence", "I don't know the word") do not parse in this game whatever the state: skip them."""
+        verdict: dict[str, bool] = {}
+        for o in outcomes:
+            tpl = self._template_of.get(o.action)
+            if tpl is None or tpl == o.action or verdict.get(tpl) is False:
+                continue
+            verdict[tpl] = o.status == "invalid" and VOCABULARY_FAILURES.search(o.text) is not None
+        broken.update(t for t, bad in verdict.items() if bad)
+
+    def _judge(self, outcomes: list[Outcome], grammar: Grammar) -> None:
         if self.config.count_text_only:
             _mark_default_replies(outcomes, self._template_of, grammar)
         else:
             for o in outcomes:
                 if o.status == "valid" and not o.changed:
                     o.status = "invalid"
-        det = _collapse(outcomes)
-        det.objects = objects
-        det.n_candidates = len(candidates)
-        return det
 
-    def evaluate(self, game: str, engine_state, actions: Sequence[str]) -> list[Outcome]:
+    def _pair_objects(self, outcomes: list[Outcome], objects: list[str], held: set[str],
+                      grammar: Grammar, obs: str) -> list[str]:
+        """Objects for two-object templates: up to ``max_pair_held`` held ones and ``max_pair_other`` others,
+        those the last observation mentions first (what play is about now), then for the others those a
+        one-object action changed the world with (takeable, openable, people...). Names the parser mostly
+        refused in one-object templates (ambiguous, out of reach) are left out."""
+        active: set[str] = set()
+        tried: dict[str, int] = {}
+        refused: dict[str, int] = {}
+        for o in outcomes:
+            tpl = self._template_of.get(o.action, "")
+            if tpl.count("OBJ") != 1:
+                continue
+            pre, post = tpl.split("OBJ")
+            name = o.action[len(pre): len(o.action) - len(post)]
+            tried[name] = tried.get(name, 0) + 1
+            if o.status == "invalid" and not o.signature:  # a parser failure (default refusals are signed)
+                refused[name] = refused.get(name, 0) + 1
+            elif o.status == "valid" and o.changed:
+                active.add(name)
+        cfg = self.config
+        usable = [o for o in objects if refused.get(o, 0) <= 0.5 * tried.get(o, 0) or o in active]
+        said = {grammar.key(t) for t in _TOKEN.findall(_MARKER.sub("", obs).lower())}
+        fresh = lambda o: grammar.key(o.split()[-1]) not in said  # noqa: E731
+        mine = sorted((o for o in usable if o in held), key=fresh)[: cfg.max_pair_held]
+        other = sorted((o for o in usable if o not in held), key=lambda o: (fresh(o), o not in active))
+        return mine + other[: cfg.max_pair_other]
+
+    def evaluate(self, game: str, engine_state, actions: Sequence[str], noise: Sequence[int] = ()) -> list[Outcome]:
         """Step each action from the state; split across workers for large batches.
 
         An emulator halt or a step overrunning ``step_timeout`` skips that action only; the rest are
-        still evaluated. Skipped actions are remembered as hazards for the game.
+        still evaluated. Skipped actions are remembered as hazards for the game. ``noise``: object-region
+        offsets that do not count as a change of the world (:meth:`Prober.noise`).
         """
         engine_state, _ = _split_state(engine_state)
         spec, story = _story(game)
@@ -362,10 +323,12 @@ class ValidActionSource:
         if cfg.remember_hazards and game in self.hazards:
             actions = [a for a in actions if a not in self.hazards[game]]
         sg = spec.score_global if spec.score_source == "global" else None
-        if cfg.workers <= 0 or len(actions) < cfg.min_batch_for_pool:
-            outcomes = self._prober(spec, story).run(engine_state, actions)
+        if cfg.workers > 0 and len(actions) >= cfg.min_batch_for_pool:
+            outcomes = self._pooled(story, sg, engine_state, actions, noise)
+        elif cfg.threads > 1 and len(actions) >= cfg.min_batch_for_threads:
+            outcomes = self._threaded(spec, story, engine_state, actions, noise)
         else:
-            outcomes = self._pooled(story, sg, engine_state, actions)
+            outcomes = self._prober(spec, story).run(engine_state, actions, noise)
         for o in outcomes:
             if o.status in ("halted", "timeout") and o.text != _POOL_TIMEOUT:
                 log.warning("%s: %r %s; skipped", game, o.action,
@@ -373,14 +336,14 @@ class ValidActionSource:
                 self.hazards.setdefault(game, set()).add(o.action)
         return outcomes
 
-    def _pooled(self, story: str, sg, engine_state, actions: list[str]) -> list[Outcome]:
+    def _pooled(self, story: str, sg, engine_state, actions: list[str], noise: Sequence[int]) -> list[Outcome]:
         cfg = self.config
         if self._pool is None:
             # spawn: workers import only this module and the engine (no torch, no inherited threads)
             self._pool = mp.get_context("spawn").Pool(cfg.workers)
         n = cfg.workers * 2
         chunks = [actions[i::n] for i in range(n)]
-        jobs = [self._pool.apply_async(_work, (story, cfg.seed, cfg.step_timeout, sg, engine_state, c))
+        jobs = [self._pool.apply_async(_work, (story, cfg.seed, cfg.step_timeout, sg, engine_state, c, tuple(noise)))
                 for c in chunks if c]
         deadline = time.monotonic() + cfg.call_timeout
         out: list[Outcome] = []
@@ -396,12 +359,28 @@ class ValidActionSource:
         order = {a: i for i, a in enumerate(actions)}
         return sorted(out, key=lambda o: order.get(o.action, len(order)))
 
-    def _prober(self, spec, story: str) -> Prober:
-        p = self._local.get(story)
+    def _prober(self, spec, story: str, k: int = 0) -> Prober:
+        """This process's ``k``-th engine for a story (each its own copy of libfrotz)."""
+        p = self._local.get((story, k))
         if p is None:
             sg = spec.score_global if spec.score_source == "global" else None
-            p = self._local[story] = Prober(story, self.config.seed, self.config.step_timeout, sg)
+            p = self._local[(story, k)] = Prober(story, self.config.seed, self.config.step_timeout, sg)
         return p
+
+    def _threaded(self, spec, story: str, engine_state, actions: list[str], noise: Sequence[int]) -> list[Outcome]:
+        """Interleaved chunks on ``threads`` engines of this process: libfrotz's step runs without the GIL,
+        so the engines step in parallel with no state transfer between processes."""
+        n = self.config.threads
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(n, thread_name_prefix="galad-probe")
+        chunks = [actions[i::n] for i in range(n)]
+        probers = [self._prober(spec, story, k) for k in range(n)]
+        futures = [self._threads.submit(p.run, engine_state, c, noise) for p, c in zip(probers, chunks)]
+        parts = [f.result() for f in futures]
+        out: list[Outcome] = [None] * len(actions)  # type: ignore[list-item]
+        for i, part in enumerate(parts):
+            out[i::n] = part
+        return out
 
     def _objects(self, prober: Prober, grammar: Grammar, engine_state, obs: str, look: str,
                  inventory: str) -> tuple[list[str], set[str]]:
@@ -422,29 +401,48 @@ class ValidActionSource:
             if o.status == "valid" and o.signature not in by_sig:
                 by_sig[o.signature] = name
         objects = list(by_sig.values())[: self.config.max_objects]
-        inv = set(_TOKEN.findall(inventory.lower()))
-        held = {o for o in objects if o.split()[-1] in inv}
+        # an inventory line names one item, its noun last ("A pot of gold", "A brass lantern (providing
+        # light)"): matching any word would take the held "gold coffin" for the "gold" on the floor
+        heads = set()
+        for line in _body(inventory).lower().split("\n"):
+            toks = _TOKEN.findall(line.split("(")[0])
+            if toks:
+                heads.add(grammar.key(toks[-1]))
+        def is_held(name: str) -> bool:
+            w = grammar.key(name.split()[-1])
+            # a shorter synonym of the listed noun counts too ("match" for "A matchbook")
+            return w in heads or (len(w) >= 4 and any(h.startswith(w) for h in heads))
+
+        held = {o for o in objects if is_held(o)}
         return objects, held
 
-    def _fill(self, grammar: Grammar, spec, objects: list[str], held: set[str], game: str) -> list[str]:
-        pair_objs = objects[: self.config.max_pair_objects]
+    def _fill(self, grammar: Grammar, spec, objects: list[str], held: set[str], arities: tuple[int, ...],
+              skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+        """Fill the templates with ``arities`` holes, but those in ``skip``; records each candidate's template
+        in ``_template_of``."""
         out: list[str] = []
-        self._template_of: dict[str, str] = {}
         for t in grammar.templates:
             h = t.holes
+            if h not in arities or t.text in skip:
+                continue
             n0 = len(out)
             if h == 0:
                 out.append(t.text)
             elif h == 1:
                 need = t.held[0] if t.held else False
-                out.extend(t.text.replace("OBJ", o) for o in objects if not need or o in held)
+                away = t.room[0] if t.room else False
+                out.extend(t.text.replace("OBJ", o) for o in objects[: self.config.max_objects]
+                           if (not need or o in held) and (not away or o not in held))
             elif h == 2:
                 n1, n2 = (t.held + (False, False))[:2]
-                for o1 in pair_objs:
-                    if n1 and o1 not in held:
+                r1, r2 = (t.room + (False, False))[:2]
+                for o1 in objects:
+                    if (n1 and o1 not in held) or (r1 and o1 in held):
                         continue
-                    for o2 in pair_objs:
-                        if o1 != o2 and (not n2 or o2 in held):
+                    for o2 in objects:
+                        # one object of a pair is held (put/give/throw X, unlock/attack/tie with X)
+                        if (o1 != o2 and (not n2 or o2 in held) and (not r2 or o2 not in held)
+                                and (o1 in held or o2 in held)):
                             out.append(t.text.replace("OBJ", o1, 1).replace("OBJ", o2, 1))
             for a in out[n0:]:
                 self._template_of.setdefault(a, t.text)
@@ -458,6 +456,9 @@ class ValidActionSource:
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
         for p in self._local.values():
             p.close()
         self._local.clear()
@@ -469,13 +470,29 @@ class ValidActionSource:
         self.close()
 
 
+def _body(text: str) -> str:
+    """A reply without its status line (padded with runs of spaces: room name, score, moves or time)."""
+    return "\n".join(ln for ln in text.split("\n") if "   " not in ln)
+
+
 def _mark_default_replies(outcomes: list[Outcome], template_of: dict[str, str], grammar: Grammar) -> None:
     """Text-only replies a template gives for several different objects are the verb's default
     refusal ("You can't wear the _."), not a response to the object: mark them invalid."""
     names = grammar.nouns | grammar.adjectives
+    word: dict[str, str] = {}
+    done: dict[str, str] = {}
 
     def masked(text: str) -> str:
-        return " ".join("_" if grammar.key(t) in names else t for t in _TOKEN.findall(_MARKER.sub("", text).lower()))
+        m = done.get(text)
+        if m is None:
+            parts = []
+            for t in _TOKEN.findall(_MARKER.sub("", text).lower()):
+                w = word.get(t)
+                if w is None:
+                    w = word[t] = "_" if grammar.key(t) in names else t
+                parts.append(w)
+            m = done[text] = " ".join(parts)
+        return m
 
     seen: dict[tuple[str, str], list[Outcome]] = {}
     for o in outcomes:

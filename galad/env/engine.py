@@ -160,7 +160,7 @@ class FrotzEngine:
 
     def reseed(self, seed: int) -> None:
         """Re-seed the Frotz RNG in place, as Frotz's ``seed_random`` would, keeping the game state."""
-        a, interval, counter = self._lib.getRngA(), self._lib.getRngInterval(), self._lib.getRngCounter()
+        a, counter = self._lib.getRngA(), self._lib.getRngCounter()
         if seed < 1000:  # Frotz: small seeds select the predictable counting mode
             self._lib.setRng(a, seed, 0)
         else:

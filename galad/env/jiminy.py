@@ -37,7 +37,7 @@ from gymnasium import spaces
 
 from galad.env import annotations as ann
 from galad.env.engine import Isolation, make_engine
-from galad.env.registry import GameSpec, get_game
+from galad.env.registry import get_game
 from galad.errors import ConfigError, EpisodeEndedError
 
 # The reference's r".+Score: .+Moves: .+\n" anchored at line starts: it removes the same whole lines (a match

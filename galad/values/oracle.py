@@ -25,19 +25,9 @@ def lookahead_label_vectors(env, actions: Sequence[str]) -> np.ndarray:
     Returns:
         ``(len(actions), 4)`` int array.
     """
-    out = np.zeros((len(actions), 4), dtype=np.int64)
     if not actions or env.done:
-        return out
-    state = env.get_state()
-    try:
-        for i, a in enumerate(actions):
-            env.set_state(state)
-            _, _, _, _, info = env.step(a)
-            for vec in info["label_vectors"]:
-                out[i] += np.asarray(vec, dtype=np.int64)
-    finally:
-        env.set_state(state)
-    return out
+        return np.zeros((len(actions), 4), dtype=np.int64)
+    return np.array([r["label_vector_sum"] for r in env.lookahead(list(actions))], dtype=np.int64).reshape(-1, 4)
 
 
 def harm_from_vectors(vectors: np.ndarray, target: str = "bad") -> np.ndarray:

@@ -1,0 +1,385 @@
+"""The tight restore/step loop behind valid-action detection.
+
+:class:`Prober` steps many candidate actions from one saved engine state. Per state it builds the snapshot
+once (:class:`Snapshot`: ctypes buffers of RAM and stack, the registers, the RNG); per candidate it copies
+them straight into libfrotz (the C setters take the prebuilt buffers: no numpy/``as_ctypes`` conversion),
+steps, and compares only the object-table region with ``memcmp``. Replies are classified (parser failure or
+not) once per distinct text. After a batch the engine is exactly at the saved state again.
+
+A hang is bounded by a watchdog thread of the prober's own: the step loop only bumps a counter per step, and
+the watchdog raises libfrotz's ``emulator_halted`` when the counter has not moved for ``step_timeout``
+seconds, which makes the interpreter return at its next opcode.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Status = Literal["valid", "invalid", "halted", "timeout"]
+
+_WATCHDOG_FLAG = 2  # the engine's value of emulator_halted for a stopped step; libfrotz sets 1 on a fatal error
+
+#: Replies of the parsers (Infocom ZIL, Inform 6 library) that mean "not understood / not applicable".
+PARSER_FAILURES = re.compile(
+    "|".join(
+        [
+            r"I don'?t know the word",
+            r"isn'?t in your vocabulary",
+            r"You used the word .* in a way that I don'?t understand",
+            r"That sentence isn'?t one I recogni[sz]e",
+            r"There was no verb in that sentence",
+            r"There seems? to be a noun missing",
+            r"There were too many nouns",
+            r"I found too many nouns",
+            r"You can'?t see any",
+            r"I can'?t see any",
+            r"You don'?t see any",
+            r"I don'?t see (?:any|what you are referring to)",
+            r"It'?s not clear what you'?re referring to",
+            r"I (?:don'?t|didn'?t) understand",
+            r"I beg your pardon",
+            r"^\s*What do you want to",
+            r"\bWhat do you want to [a-z ]+\?\s*$",
+            r"^\s*\[?Which (?:\w+ )?do you mean",
+            r"\bWhich \w+ do you mean",
+            r"You can'?t use multiple",
+            r"You can'?t refer to multiple",
+            r"You don'?t have (?:the|that|any|a|an)\b",
+            r"You aren'?t holding",
+            r"You'?re not holding",
+            r"You need to be holding",
+            r"That'?s not a verb I recogni[sz]e",
+            r"You can'?t see any such thing",
+            r"I only understood you as far as",
+            r"You seem to want to talk to someone",
+            r"You can only do that to something animate",
+            r"There are none at all available",
+            r"Nothing to do!",
+            r"You excepted something not included",
+            r"That noun did not make sense",
+            r"I didn'?t recogni[sz]e that",
+            r"I couldn'?t find",
+            r"You must supply a noun",
+            r"You must tell me",
+            r"^\s*Huh\?",
+            r"Please use units of time",
+            r"Impossible\.\s*$",
+            r"Emulator halted",
+        ]
+    ),
+    re.I | re.M,
+)
+
+#: Parser failures about the sentence's words or shape, whatever the world holds: a template whose every
+#: candidate gets one of these never parses in this game.
+VOCABULARY_FAILURES = re.compile(
+    r"I don'?t know the word|isn'?t in your vocabulary|There was no verb in that sentence|"
+    r"That sentence isn'?t one I recogni[sz]e|You used the word .* in a way that I don'?t understand|"
+    r"That'?s not a verb I recogni[sz]e",
+    re.I,
+)
+
+MARKER = re.compile(r"\[(?:ID|RWD_ID|EVENT|RIDX)[^\]]*\]")
+_SPACE_RUN = re.compile(r"[ \t]{3,}")  # status lines pad with runs of spaces; no failure pattern spans one
+
+
+def is_parser_failure(text: str) -> bool:
+    """The reply is a parser failure ("I don't know the word", "You can't see any such thing", ...)."""
+    return PARSER_FAILURES.search(_SPACE_RUN.sub(" ", MARKER.sub("", text))) is not None
+
+
+def normalise(text: str) -> str:
+    """A reply with prompts and whitespace runs folded (what the outcome signature hashes)."""
+    return " ".join(text.replace(">", " ").split())
+
+
+@dataclass
+class Outcome:
+    """What stepping one candidate from the saved state did."""
+
+    action: str
+    """The candidate."""
+    status: Status
+    """``valid``, ``invalid`` (parser failure), ``halted`` or ``timeout``."""
+    signature: str = ""
+    """Hash of the resulting world (object table, score) and reply: equal signatures are one action (empty
+    for a parser failure, which changes nothing)."""
+    text: str = ""
+    """The reply (raw game text)."""
+    changed: bool = False
+    """The world changed (object table bytes, score or game end)."""
+    world: bytes = b""
+    """The resulting object region when asked for and it differs from the saved one (else empty)."""
+
+
+@cache
+def object_region(story_file: str) -> tuple[int, int]:
+    """``(start, end)`` of the object table and property tables in dynamic memory."""
+    d = Path(story_file).read_bytes()
+    w = lambda a: (d[a] << 8) | d[a + 1]  # noqa: E731
+    v3 = d[0] <= 3
+    objtab, static = w(0x0A), w(0x0E)
+    start = objtab + 2 * (31 if v3 else 63)
+    size, pp = (9, 7) if v3 else (14, 12)
+    first_prop = min(w(start + pp), static)
+    n = max(0, (first_prop - start) // size)
+    end = start + n * size
+    for i in range(n):
+        p = w(start + i * size + pp)
+        if not 0 < p < static:
+            continue
+        p += 1 + 2 * d[p]
+        while p < static and d[p]:
+            s = d[p]
+            if v3:
+                p += 1 + (s >> 5) + 1
+            elif s & 0x80:
+                ln = d[p + 1] & 0x3F
+                p += 2 + (ln or 64)
+            else:
+                p += 1 + (2 if s & 0x40 else 1)
+        end = max(end, p + 1)
+    return objtab, min(end, static)
+
+
+@dataclass
+class Snapshot:
+    """An engine state as prebuilt ctypes buffers and registers (built once, restored many times)."""
+
+    ram: ctypes.Array
+    stack: ctypes.Array
+    pc: int
+    sp: int
+    fp: int
+    frame_count: int
+    opcode: int
+    rng: tuple[int, int, int]
+    narrative: bytes
+    world: ctypes.Array
+    """The object-table region of ``ram`` (the reference for ``memcmp``)."""
+    world_digest: bytes
+    score: int | None
+
+
+def _libc():
+    libc = ctypes.CDLL(None)
+    libc.memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    libc.memcmp.restype = ctypes.c_int
+    return libc
+
+
+class Prober:
+    """Steps candidate actions from saved states of one story (its own engine and watchdog).
+
+    Args:
+        story_file: path of the story.
+        seed: Frotz seed of the engine (every snapshot restores its own RNG, so this rarely matters).
+        step_timeout: seconds one step may run before the watchdog stops it.
+        score_global: Z-machine global holding the score (part of "the world changed"), or None.
+    """
+
+    def __init__(self, story_file: str, seed: int = 1, step_timeout: float = 1.0, score_global: int | None = None):
+        from galad.env.engine import FrotzEngine
+
+        self.engine = FrotzEngine(story_file, seed, step_timeout)
+        self.story_file = story_file
+        self.score_global = score_global
+        self.step_timeout = step_timeout
+        lib = self._lib = self.engine._lib
+        self._halted = self.engine._halted
+        self._zmp = self.engine._zmp.value  # allocated once when the story loads
+        self._ram_size = lib.getRAMSize()
+        self._stack_size = lib.getStackSize()
+        self._narrative_set = lib.set_narrative_text
+        self._narrative_set.argtypes = [ctypes.c_char_p]
+        self._region = object_region(story_file)
+        self._memcmp = _libc().memcmp
+        hdr = ctypes.string_at(self._zmp + 0x0C, 2)
+        self._score_addr = (((hdr[0] << 8) | hdr[1]) + 2 * score_global) if score_global is not None else None
+        self._failure: dict[str, bool] = {}
+        self._snap: tuple[object, Snapshot] | None = None
+        # watchdog: the step loop bumps _ticks per step while _busy; a tick count that stays put for
+        # step_timeout seconds is a hung step
+        self._ticks = 0
+        self._busy = threading.Event()
+        self._closed = False
+        self._watchdog = threading.Thread(target=self._watch, name="galad-probe-watchdog", daemon=True)
+        self._watchdog.start()
+
+    # --- watchdog ---------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        poll = max(0.005, self.step_timeout / 8)
+        seen, since = -1, 0.0
+        while not self._closed:
+            if not self._busy.wait(1.0):
+                seen = -1
+                continue
+            time.sleep(poll)
+            ticks, now = self._ticks, time.monotonic()
+            if ticks != seen:
+                seen, since = ticks, now
+            elif now - since > self.step_timeout and self._busy.is_set():
+                self._halted.value = _WATCHDOG_FLAG
+                seen = -1
+
+    # --- snapshots --------------------------------------------------------------------------------
+    def snapshot(self, engine_state: tuple) -> Snapshot:
+        """The ctypes snapshot of a ``FrotzEngine.get_state()`` tuple (the last one is kept)."""
+        if self._snap is not None and self._snap[0] is engine_state:
+            return self._snap[1]
+        ram, stack, pc, sp, fp, frame_count, opcode, rng, narrative = engine_state
+        ram_buf = (ctypes.c_ubyte * self._ram_size).from_buffer_copy(bytes(ram)[: self._ram_size])
+        stack_buf = (ctypes.c_ubyte * self._stack_size).from_buffer_copy(bytes(stack)[: self._stack_size])
+        a, b = self._region
+        world = (ctypes.c_ubyte * (b - a)).from_buffer_copy(bytes(ram_buf)[a:b])
+        score = None
+        if self._score_addr is not None:
+            v = (ram_buf[self._score_addr] << 8) | ram_buf[self._score_addr + 1]
+            score = v - 0x10000 if v & 0x8000 else v
+        narrative = narrative if isinstance(narrative, bytes) else str(narrative).encode()
+        snap = Snapshot(ram_buf, stack_buf, int(pc), int(sp), int(fp), int(frame_count), int(opcode),
+                        tuple(int(x) for x in rng), narrative, world,
+                        hashlib.blake2b(bytes(world), digest_size=16).digest(), score)
+        self._snap = (engine_state, snap)
+        return snap
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put the engine exactly at ``snap`` (RAM, stack, registers, RNG, narrative text)."""
+        self._restore_core(snap)
+        self._narrative_set(snap.narrative)
+
+    def _restore_core(self, snap: Snapshot) -> None:
+        lib = self._lib
+        lib.setRng(*snap.rng)
+        lib.setRAM(snap.ram)
+        lib.setStack(snap.stack)
+        lib.setPC(snap.pc)
+        lib.setSP(snap.sp)
+        lib.setFP(snap.fp)
+        lib.set_opcode(snap.opcode)
+        lib.setFrameCount(snap.frame_count)
+        self._halted.value = 0
+
+    def _score(self) -> int | None:
+        if self._score_addr is None:
+            return None
+        b = ctypes.string_at(self._zmp + self._score_addr, 2)
+        v = (b[0] << 8) | b[1]
+        return v - 0x10000 if v & 0x8000 else v
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def noise(self, engine_state: tuple, outcomes: Sequence[Outcome]) -> tuple[int, ...]:
+        """Offsets in the object region that ``outcomes`` (of text-only probes such as ``look``, stepped
+        from ``engine_state``) changed: what one turn of the clock moves (daemons, the parser's own
+        bookkeeping objects), to be ignored by :meth:`run` when it decides whether the world changed."""
+        ref = np.frombuffer(bytes(self.snapshot(engine_state).world), dtype=np.uint8)
+        out: set[int] = set()
+        for o in outcomes:
+            if o.world and len(o.world) == len(ref):
+                out.update(np.flatnonzero(np.frombuffer(o.world, dtype=np.uint8) != ref).tolist())
+        return tuple(sorted(out))
+
+    def volatile_globals(self, engine_state: tuple, actions: Sequence[str]) -> frozenset[int]:
+        """Z-machine globals that stepping ``actions`` (turns that change nothing, e.g. ``look``) from
+        ``engine_state`` changed: move counters, timers, the parser's scratch variables."""
+        snap = self.snapshot(engine_state)
+        g = self._globals_addr()
+        before = bytes(snap.ram)[g : g + 480]
+        out: set[int] = set()
+        try:
+            for action in actions:
+                self._restore_core(snap)
+                self._ticks += 1
+                self._busy.set()
+                self._lib.step(action.encode("utf-8")[:198] + b"\n")
+                self._busy.clear()
+                after = ctypes.string_at(self._zmp + g, 480)
+                out.update(i // 2 for i in range(480) if after[i] != before[i])
+        finally:
+            self._busy.clear()
+            self.restore(snap)
+        return frozenset(out)
+
+    def _globals_addr(self) -> int:
+        hdr = ctypes.string_at(self._zmp + 0x0C, 2)
+        return (hdr[0] << 8) | hdr[1]
+
+    def run(self, engine_state: tuple, actions: Sequence[str], noise: Sequence[int] = (),
+            keep_world: bool = False) -> list[Outcome]:
+        """Step each action from ``engine_state``; an overrun or a halt is recorded and skipped.
+
+        A candidate is ``valid`` unless its reply is a parser failure and neither the score nor the game's
+        end changed (parsers move bookkeeping objects on a failed parse, so object bytes alone do not
+        tell). ``changed`` says whether the object table outside the ``noise`` offsets, the score or the
+        game's end changed. ``keep_world`` keeps each resulting object region on the outcome.
+        """
+        snap = self.snapshot(engine_state)
+        lib, step, halted = self._lib, self._lib.step, self._halted
+        game_over, victory = lib.game_over, lib.victory
+        memcmp, failure = self._memcmp, self._failure
+        a, b = self._region
+        world_addr, n = self._zmp + a, b - a
+        ref = ctypes.addressof(snap.world)
+        ref_bytes = bytes(snap.world) if noise else b""
+        purge = self.engine._purge
+        out: list[Outcome] = []
+        self._busy.set()
+        try:
+            for k, action in enumerate(actions):
+                self._restore_core(snap)
+                self._ticks += 1
+                raw = step(action.encode("utf-8")[:198] + b"\n")
+                h = halted.value
+                if h:
+                    out.append(Outcome(action, "timeout" if h == _WATCHDOG_FLAG else "halted"))
+                    continue
+                text = raw.decode("ascii") if raw.isascii() else raw.decode("cp1252")
+                score = self._score()
+                over = bool(game_over()) or bool(victory())
+                bad = failure.get(text)
+                if bad is None:
+                    if len(failure) > 100_000:
+                        failure.clear()
+                    bad = failure[text] = is_parser_failure(text)
+                if bad and score == snap.score and not over and not keep_world:
+                    out.append(Outcome(action, "invalid", "", text))  # most candidates: no world to look at
+                    continue
+                diff = memcmp(world_addr, ref, n) != 0
+                world = ctypes.string_at(world_addr, n) if diff else b""
+                real = diff
+                if diff and noise:
+                    masked = bytearray(world)
+                    for i in noise:
+                        masked[i] = ref_bytes[i]
+                    real = masked != ref_bytes
+                changed = real or score != snap.score or over
+                sig = hashlib.blake2b(world if diff else snap.world_digest, digest_size=16)
+                sig.update(repr(score).encode())
+                sig.update(normalise(text).encode("utf-8", "replace"))
+                valid = not bad or score != snap.score or over
+                out.append(Outcome(action, "valid" if valid else "invalid", sig.hexdigest(), text, changed,
+                                   world if keep_world else b""))
+                if purge is not None and k & 255 == 255:
+                    purge()
+        finally:
+            self._busy.clear()
+            self.restore(snap)
+            if purge is not None:
+                purge()
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        self._busy.set()
+        self.engine.close()
