@@ -174,6 +174,12 @@ def test_world_key_ignores_move_counters_not_the_world():
             det = s.detect(s0)
             t0 = time.perf_counter()
             assert s.detect(s1) is det and time.perf_counter() - t0 < 0.05  # a cache hit
+            for a in e.walkthrough[1:5]:  # later in the game, with a command history behind
+                obs, *_ = e.step(a)
+            s3 = game_state_from_env(e, obs)
+            det3 = s.detect(s3)
+            obs4, *_ = e.step("look")
+            assert s.detect(game_state_from_env(e, obs4, "look")) is det3
             off = ValidActionSource(ValidConfig(workers=0, world_key=False))
             assert off.world_key(s0) != off.world_key(s1)
             off.close()

@@ -9,9 +9,10 @@ Pipeline for one state (:meth:`ValidActionSource.detect`):
    are dropped and names that reach the same object (same reply, same world) collapse into one.
 3. **Admissibility**, in two stages, by stepping each filled template from the saved state with the tight
    restore/step loop of :mod:`galad.candidates.probe`: first the no-object and one-object templates, then
-   the two-object ones over at most ``max_pair_held`` held objects and ``max_pair_other`` others (those a
-   one-object action changed the world with first), one of each pair held. A candidate is invalid when its reply is a parser
-   failure; else it is valid, also when it only prints text, unless its template gives that same reply
+   the two-object ones over at most ``max_pair_held`` held objects and ``max_pair_other`` others (those the
+   last observation mentions, then those a one-object action changed the world with, first), one of each
+   pair held. A candidate is invalid when its reply is a parser failure; else it is valid, also when it
+   only prints text, unless its template gives that same reply
    (object names masked) for several objects (the verb's default refusal). Whether the world changed is
    judged on the object table minus what a turn of ``look``/``inventory`` moves (the clock's noise).
    Candidates with the same resulting world and reply collapse into one (``n``/``north``).
@@ -63,6 +64,9 @@ _NOT_OBJECTS = frozenset(
     "some this that these those one and or but of to in on at by with from".split()
 )
 
+
+_PARENS = re.compile(r"\([^)]*\)")
+_ITEM_SPLIT = re.compile(r"[\n,;:.!]|\band\b")
 
 _DIRECTIONS = frozenset(
     "n s e w ne nw se sw u d north south east west northeast northwest southeast southwest up down".split()
@@ -194,13 +198,14 @@ class ValidActionSource:
         det = self._detect(state)
         det.seconds = time.perf_counter() - t0
         self._cache[key] = det
+        self._cache[self.world_key(state)] = det  # the detection may have learned more volatile globals
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
         return det
 
     def world_key(self, state: GameState) -> str:
         """Cache key of a state's world: its object table and property region, score and the globals that a
-        turn doing nothing leaves alone (learned per game from ``look``/``inventory``).
+        turn doing nothing leaves alone (learned per game from ``look``/``inventory`` in every detection).
 
         Approximation: states that differ only in move counters, timers, the parser's scratch globals, the
         RNG or the text around them share one detection (its replies and signatures are those of the
@@ -239,6 +244,9 @@ class ValidActionSource:
         # look and inventory pass a turn without changing anything: what they move is the clock's noise
         res = prober.run(engine_state, ["look", "inventory"], keep_world=True)
         noise = prober.noise(engine_state, res)
+        # globals a do-nothing turn touches depend on the command history too: keep learning them
+        self._volatile[state.game] = self._volatile.get(state.game, frozenset()) | prober.volatile_globals(
+            engine_state, ["look", "inventory"])
         look = state.look or res[0].text
         inventory = state.inventory or res[1].text
         objects, held = self._objects(prober, grammar, engine_state, state.obs, look, inventory)
@@ -401,11 +409,12 @@ class ValidActionSource:
             if o.status == "valid" and o.signature not in by_sig:
                 by_sig[o.signature] = name
         objects = list(by_sig.values())[: self.config.max_objects]
-        # an inventory line names one item, its noun last ("A pot of gold", "A brass lantern (providing
-        # light)"): matching any word would take the held "gold coffin" for the "gold" on the floor
+        # an inventory item ends with its noun ("A pot of gold", "a small stone (providing light)"), one per
+        # line or in a list ("You have a coin, an earthworm and a stone."): matching any word would take the
+        # held "gold coffin" for the "gold" on the floor
         heads = set()
-        for line in _body(inventory).lower().split("\n"):
-            toks = _TOKEN.findall(line.split("(")[0])
+        for item in _ITEM_SPLIT.split(_PARENS.sub("", _body(inventory).lower())):
+            toks = _TOKEN.findall(item)
             if toks:
                 heads.add(grammar.key(toks[-1]))
         def is_held(name: str) -> bool:
