@@ -8,9 +8,16 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from galad.candidates.base import CandidateSource, GameState  # noqa: E402
-from galad.candidates.lm import (LMConfig, LMError, LMGenerator, format_context, is_meta,  # noqa: E402
-                                 load_generator, normalise_action)
+from galad.candidates.base import CandidateSource, GameState
+from galad.candidates.lm import (
+    LMConfig,
+    LMError,
+    LMGenerator,
+    format_context,
+    is_meta,
+    load_generator,
+    normalise_action,
+)
 
 
 def tiny_lm(seed: int = 0):

@@ -32,7 +32,7 @@ class GameState:
     def key(self) -> str:
         """Cache key: RAM hash plus the text a source sees."""
         h = hashlib.blake2b(digest_size=16)
-        for part in (self.game, self.ram_hash, self.prev_action, self.obs, self.look, self.inventory):
+        for part in (self.game, self.ram_hash, self.prev_action, self.prev_obs, self.obs, self.look, self.inventory):
             h.update(part.encode("utf-8", "replace"))
             h.update(b"\0")
         return h.hexdigest()

@@ -15,8 +15,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from galad.candidates.lm import (LMConfig, LMError, LMGenerator, TRAINED_NAME, action_target, atomic_save,
-                                 format_context, lm_dir, load_lm)
+from galad.candidates.lm import (
+    TRAINED_NAME,
+    LMConfig,
+    LMError,
+    LMGenerator,
+    action_target,
+    atomic_save,
+    format_context,
+    lm_dir,
+    load_lm,
+)
 from galad.candidates.lm_data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
 
 log = logging.getLogger(__name__)
@@ -184,7 +193,7 @@ def finetune(model, tok, examples: Sequence[Example], cfg: FinetuneConfig, progr
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     order = list(range(len(examples)))
     rng = random.Random(cfg.seed)
-    steps = max(1, int(round(len(examples) * cfg.epochs / cfg.batch_size)))
+    steps = max(1, round(len(examples) * cfg.epochs / cfg.batch_size))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / steps))
     model.train()
     batches: list[list[int]] = []
