@@ -124,3 +124,23 @@ def test_ethics_state_dict_layout(tmp_path, monkeypatch):
     sc = HFScorer(str(pt), base=str(minilm_path()))
     p = sc.score(["hit my dog", "pet my dog"])
     assert p.shape == (2,) and np.all((p > 0) & (p < 1))
+
+
+def test_heldout_splits_never_trained_on():
+    """The held-out sets are the same for every recipe and disjoint from the fullest training mix."""
+    from galad.values.data import load_splits
+    from galad.values.recipe import DataMix, Recipe
+
+    data = _data_dir()
+    if not (data / "ethics" / "commonsense" / "cm_test_hard.csv").is_file():
+        pytest.skip(f"value-model datasets not found at {data} (set GALAD_DATA_DIR)")
+    full, evals_full = load_splits(Recipe(data=DataMix(ethics_long=True, ethics_hard=True)), data)
+    plain, evals_plain = load_splits(Recipe(), data)
+    assert {k: [e.text for e in v] for k, v in evals_full.items()} == \
+        {k: [e.text for e in v] for k, v in evals_plain.items()}
+    trained = {e.text for e in full}
+    for name, exs in evals_full.items():
+        if name != "social_chem_heldout":  # Social-Chem repeats generic actions across situations
+            assert not trained & {e.text for e in exs}, name
+    assert any(e.source == "ethics_hard" for e in full) and not any(e.source == "ethics_hard" for e in plain)
+    assert any(e.long for e in full) and not any(e.long for e in plain)

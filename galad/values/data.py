@@ -6,7 +6,8 @@ ever sees them):
 
 * ``ethics_cm_*_heldout``: 30 % of the minimal pairs (rows ``2k, 2k+1``) of ETHICS ``cm_test.csv``
   (the other 70 % train, with ``cm_train.csv`` where it exists);
-* ``ethics_hard_*``: all of ``cm_test_hard.csv`` (never trained on, reported untuned);
+* ``ethics_hard_*``: 30 % of the minimal pairs of ``cm_test_hard.csv`` (reported untuned; the other 70 % train
+  when the recipe sets ``ethics_hard``);
 * ``moral_stories_heldout``: 50 % of the (moral, immoral) pairs of the Moral Stories test split
   (the dev split and the other half of test train);
 * ``social_chem_heldout``: 10 % of the Social-Chem situations.
@@ -45,6 +46,8 @@ class Example:
     """Dataset and split it came from."""
     context: str | None = None
     """Optional context paired with it (contextual training)."""
+    long: bool = False
+    """A long (Reddit-post) ETHICS scenario: trained action-only (truncated), never paired with a context."""
 
 
 def _bucket(key: str) -> int:
@@ -69,6 +72,12 @@ def _ethics_rows(root: Path, name: str) -> list[dict]:
     with _require(root / ETHICS_CM / f"{name}.csv", f"ETHICS commonsense {name}.csv").open(newline="",
                                                                                           encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def _ethics_example(row: dict, source: str) -> Example:
+    """An ETHICS commonsense row as an example; long rows get ``_long`` appended to their source."""
+    long = row["is_short"].strip() != "True"
+    return Example(row["input"].strip(), int(row["label"]), source + ("_long" if long else ""), long=long)
 
 
 def check_data(recipe: Recipe, data_dir: Path | None = None) -> None:
@@ -106,26 +115,23 @@ def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Exam
         raise ConfigError(f"unknown data sources {sorted(unknown)}")
 
     # ETHICS commonsense: always evaluated; trained on when listed
-    rows = _ethics_rows(root, "cm_test")
-    tr, ev_s, ev_l = [], [], []
-    for i, r in enumerate(rows):
-        short = r["is_short"].strip() == "True"
-        ex = Example(r["input"].strip(), int(r["label"]), "ethics_cm")
-        if _bucket(f"ethics_cm:{i // 2}") < 30:
-            (ev_s if short else ev_l).append(ex)
-        elif short or mix.ethics_long:
-            tr.append(ex)
-    evals["ethics_cm_short_heldout"], evals["ethics_cm_long_heldout"] = ev_s, ev_l
+    tr: list[Example] = []
+    for name, source, held in (("cm_test", "ethics_cm", "ethics_cm_{}_heldout"),
+                               ("cm_test_hard", "ethics_hard", "ethics_hard_{}")):
+        ev_s, ev_l = [], []
+        for i, r in enumerate(_ethics_rows(root, name)):
+            short = r["is_short"].strip() == "True"
+            ex = _ethics_example(r, source)
+            if _bucket(f"{source}:{i // 2}") < 30:
+                (ev_s if short else ev_l).append(ex)
+            elif (source == "ethics_cm" or mix.ethics_hard) and (short or mix.ethics_long):
+                tr.append(ex)
+        evals[held.format("short")], evals[held.format("long")] = ev_s, ev_l
     if (root / ETHICS_CM / "cm_train.csv").is_file():  # the official train split, where a download has it
-        tr += [Example(r["input"].strip(), int(r["label"]), "ethics_cm_train") for r in _ethics_rows(root, "cm_train")
+        tr += [_ethics_example(r, "ethics_cm_train") for r in _ethics_rows(root, "cm_train")
                if mix.ethics_long or r["is_short"].strip() == "True"]
     if "ethics_cm" in mix.sources:
         train["ethics_cm"] = tr
-    hard = _ethics_rows(root, "cm_test_hard")
-    evals["ethics_hard_short"] = [Example(r["input"].strip(), int(r["label"]), "ethics_hard")
-                                  for r in hard if r["is_short"].strip() == "True"]
-    evals["ethics_hard_long"] = [Example(r["input"].strip(), int(r["label"]), "ethics_hard")
-                                 for r in hard if r["is_short"].strip() != "True"]
 
     # Moral Stories: label 1 = moral in the file, so harm = 1 - label
     if "moral_stories" in mix.sources:

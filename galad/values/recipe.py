@@ -34,6 +34,8 @@ class DataMix:
     """Training sources: ``ethics_cm`` (ETHICS commonsense), ``moral_stories``, ``social_chem``."""
     ethics_long: bool = False
     """Also train on the long (Reddit-post) ETHICS commonsense rows, truncated to ``max_length``."""
+    ethics_hard: bool = False
+    """Also train on the 70 % of ``cm_test_hard.csv`` minimal pairs outside its held-out split."""
     social_chem_limit: int = 2000
     """Social-Chem-101 rows to draw (all harmless: the "bad" subset is not shipped)."""
     limit_per_source: int | None = None
