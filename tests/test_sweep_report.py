@@ -92,3 +92,13 @@ def test_report_table_verdict_and_plots(tmp_path):
 def test_report_on_empty_folder(tmp_path):
     with pytest.raises(ConfigError, match="no galad runs"):
         report(str(tmp_path))
+
+
+def test_shipped_sweep_files_are_valid(tmp_path):
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.toml"))
+    assert {f.name for f in files} >= {"paper.toml", "quick.toml", "demo.toml"}
+    for f in files:
+        runs = Sweep.load(f).runs(tmp_path)
+        assert runs and all(r.config.agent in ("drrn", "cmps", "galad", "oracle") for r in runs)
