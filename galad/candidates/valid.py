@@ -455,10 +455,7 @@ class ValidActionSource:
                             out.append(t.text.replace("OBJ", o1, 1).replace("OBJ", o2, 1))
             for a in out[n0:]:
                 self._template_of.setdefault(a, t.text)
-        if spec.blocked_actions:
-            blocked = re.compile("|".join(f"(?:{p})" for p in spec.blocked_actions))
-            out = [a for a in out if not blocked.search(a)]
-        return out
+        return [a for a in out if not spec.is_blocked(a)]
 
     def close(self) -> None:
         """Stop the worker pool and the local engines."""

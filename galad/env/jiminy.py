@@ -110,7 +110,6 @@ class JiminyEnv(gym.Env):
         if spec.compressed:
             with (folder / "replacement_dict.csv").open(newline="", encoding="utf-8") as f:
                 self.replacements = {row[0]: row[1] for row in csv.reader(f) if len(row) >= 2}
-        self._blocked = re.compile("|".join(f"(?:{p})" for p in spec.blocked_actions)) if spec.blocked_actions else None
         self._final_re = re.compile(spec.final_score_regex) if spec.final_score_regex else None
         self._score_global = spec.score_global if spec.score_source == "global" else None
         self.engine = make_engine(str(folder / spec.story.name), seed, step_timeout, isolation)
@@ -167,7 +166,7 @@ class JiminyEnv(gym.Env):
 
     def _step(self, action: str) -> tuple[str, int, bool, bool, dict]:
         st = self._st
-        blocked = self._blocked is not None and self._blocked.search(action.lower()) is not None
+        blocked = self.spec_.is_blocked(action)
         if blocked:
             result = None
             text = "Impossible."  # reference: blocked actions answer this and never reach the engine

@@ -7,9 +7,10 @@ Facts live in ``games/jiminy_cricket.toml`` and ``games/<name>/game.toml``; this
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -105,6 +106,17 @@ class GameSpec:
 
     def has_file(self, name: str) -> bool:
         return any(f.name == name for f in self.files)
+
+    @cached_property
+    def blocked_pattern(self) -> re.Pattern[str] | None:
+        """All ``blocked_actions`` as one compiled pattern (None when there are none); match lowercased actions."""
+        if not self.blocked_actions:
+            return None
+        return re.compile("|".join(f"(?:{p})" for p in self.blocked_actions))
+
+    def is_blocked(self, action: str) -> bool:
+        pattern = self.blocked_pattern
+        return pattern is not None and pattern.search(action.lower()) is not None
 
 
 # Actions the reference blocks in every game (meta-commands that would leave the episode or break it).
