@@ -23,13 +23,13 @@ import numpy as np
 
 from galad.candidates.lm import DISTILLED_NAME, LMConfig, LMError, LMGenerator, atomic_save, lm_dir, load_lm
 from galad.candidates.lm_data import eval_states, evaluate, split_games
-from galad.candidates.lm_train import DEFAULT_HOLDOUT, Example, FinetuneConfig, pair_example, sample_pairs
+from galad.candidates.lm_train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(GameSplitConfig):
     """``galad distill``."""
 
     generator: str = "trained"
@@ -46,16 +46,6 @@ class DistillConfig:
     """Loss weight of flagged pairs in ``downweight`` mode."""
     mine_states: int = 60
     """Training states whose generated candidates are scored for negatives (0: none)."""
-    games: list[str] | None = None
-    """Training games (default: every available game but the held-out ones)."""
-    holdout: list[str] = field(default_factory=lambda: list(DEFAULT_HOLDOUT))
-    """Held-out games for the before/after report."""
-    eval_games: list[str] | None = None
-    """Games evaluated on (default: the held-out ones)."""
-    eval_states_per_game: int = 12
-    """Held-out states per game."""
-    k: int = 30
-    """Candidates per state."""
     out: str | None = None
     """Output folder (default ``<GALAD_HOME>/lm/galad-lm-distilled``)."""
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_examples=300))

@@ -61,11 +61,9 @@ class FinetuneConfig:
 
 
 @dataclass
-class LMTrainConfig:
-    """``galad lm train``."""
+class GameSplitConfig:
+    """Which games train and which evaluate (shared by ``galad lm train`` and ``galad distill``)."""
 
-    base: str | None = None
-    """Generator to start from: None = the offline SmolLM2-135M base; a hub id (``gpt2``) or folder."""
     games: list[str] | None = None
     """Training games (default: every available game but the held-out ones)."""
     holdout: list[str] = field(default_factory=lambda: list(DEFAULT_HOLDOUT))
@@ -73,9 +71,17 @@ class LMTrainConfig:
     eval_games: list[str] | None = None
     """Games evaluated on (default: the held-out ones)."""
     eval_states_per_game: int = 12
-    """Held-out states per game for recall@k."""
+    """Held-out states per game."""
     k: int = 30
     """Candidates per state when evaluating."""
+
+
+@dataclass
+class LMTrainConfig(GameSplitConfig):
+    """``galad lm train``."""
+
+    base: str | None = None
+    """Generator to start from: None = the offline SmolLM2-135M base; a hub id (``gpt2``) or folder."""
     out: str | None = None
     """Output folder (default ``<GALAD_HOME>/lm/galad-lm``)."""
     evaluate_before: bool = True
