@@ -79,6 +79,10 @@ class TrainConfig:
     """Scorer input: action only ("I {action}.") or observation + action; default: action for cmps, context for galad."""
     max_candidates: int = 30
     """Candidates the language model proposes per state (top-k; the valid-action source proposes all it finds)."""
+    valid_text_only: Literal["all", "marked", "none"] = "marked"
+    """Valid-action source: which actions that change nothing but the text count as valid: all but a verb's
+    default refusal, those whose reply carries an annotation marker (a morally salient or rewarded event),
+    or none (Jericho's definition); actions with the same effect on the world are one action."""
     # logging
     run_dir: str = "runs"
     """Parent folder of run folders."""

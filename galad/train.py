@@ -100,7 +100,7 @@ def make_candidate_source(cfg: TrainConfig):
     if cfg.candidates == "valid":
         from galad.candidates.valid import ValidActionSource, ValidConfig
 
-        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0)))
+        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only))
     from galad.candidates.lm import load_generator
 
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)

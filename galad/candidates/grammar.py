@@ -74,9 +74,9 @@ class Template:
     """Per hole: the parser only looks for the object in the room, not among what the player holds (ZIL
     ``ON-GROUND``/``IN-ROOM`` without ``HELD``/``CARRIED``: ``take``, ``climb``): a held object is refused."""
     action: tuple[int, ...] | None = None
-    """The ZIL syntax line it matches: ``(objects, prep1, prep2, loc1, loc2, action number)``; templates
-    with the same number of objects and action number run the same routine, so only one is tried.
-    None: unknown (never merged)."""
+    """The syntax line it matches, its action number last: ZIL ``(objects, prep1, prep2, loc1, loc2,
+    action)``, Inform ``(action,)``; templates with the same number of objects and action number run the
+    same routine, so only one is tried. None: unknown (never merged)."""
 
     @property
     def holes(self) -> int:
@@ -196,11 +196,18 @@ def _find_table(story: _Story, numbers: list[int], block_ok) -> int | None:
     return None
 
 
+def verb_usage(action: str) -> int:
+    """How often players typed the first word of ``action`` (ClubFloyd transcript counts shipped with
+    Jericho; 0 without it): how a game's synonyms are named."""
+    return _usage_fn()(action.split()[0]) if action else 0
+
+
 def _pick(words: list[str], usage) -> str:
     full = [w for w in words if w and w[0].isalpha()]
     return max(full or words, key=lambda w: (usage(w), len(w)))
 
 
+@functools.cache
 def _usage_fn():
     try:
         from jericho.util import verb_usage_count  # installed data: verb counts from ClubFloyd transcripts
@@ -352,12 +359,13 @@ def _inform_grammar(story: _Story) -> list[Template]:
     d = story.d
 
     def lines(p: int):
-        """Yield token lists of a GV2 block, or raise ValueError."""
+        """``(action number, tokens)`` per line of a GV2 block, or raise ValueError."""
         n = d[p]
         q = p + 1
         out = []
         for _ in range(n):
-            q += 2  # action word
+            action = story.w(q) & 0x3FF  # bit 10: reversed arguments (``give X Y``): the same routine
+            q += 2
             toks = []
             while d[q] != 15:
                 toks.append((d[q], story.w(q + 1)))
@@ -365,7 +373,7 @@ def _inform_grammar(story: _Story) -> list[Template]:
                 if len(toks) > 12:
                     raise ValueError
             q += 1
-            out.append(toks)
+            out.append((action, toks))
         return out
 
     def block_ok(p: int) -> bool:
@@ -382,12 +390,16 @@ def _inform_grammar(story: _Story) -> list[Template]:
         raise GrammarError("no Inform grammar table found")
     usage = _usage_fn()
     templates: list[Template] = []
+    meta = {wd.values[0] for _, wd in entries if wd.flags & 3 == 3}  # #dict_par1 bit 1: a meta verb
     for num in sorted(verbs):
+        if num in meta:
+            continue
+        # a verb's synonyms may include a meta-looking word ('undo' is the library's synonym of 'open')
         words = [w for w in verbs[num] if not _is_meta(w) and w[:1].isalpha()]
-        if len(words) < len(verbs[num]) or not words:
+        if not words:
             continue
         verb = _pick(words, usage)
-        for toks in lines(story.w(table + 2 * (255 - num))):
+        for action, toks in lines(story.w(table + 2 * (255 - num))):
             parts, held, ok = [verb], [], True
             for typ, data in toks:
                 kind = typ & 0x0F
@@ -401,7 +413,7 @@ def _inform_grammar(story: _Story) -> list[Template]:
                 else:
                     ok = False  # numbers, topics, routines: not generated
             if ok and all(parts) and parts.count("OBJ") <= 2:
-                templates.append(Template(" ".join(parts), tuple(held)))
+                templates.append(Template(" ".join(parts), tuple(held), action=(action,)))
     for wd_text in ("north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
                     "up", "down", "in", "out"):
         if any(wd.text == wd_text[:9] for _, wd in entries):
@@ -478,9 +490,10 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
     elif not story.inform:
         templates = _annotate_from_zil(templates, story, word_len)
     templates += [Template(t) for t in _DEFAULT_TEMPLATES_EXTRA if t.split()[0][:word_len] in words]
-    # templates running the same action routine with the same number of objects behave alike (ZIL action
+    # templates running the same action routine with the same number of objects behave alike (ZIL and Inform
     # routines tell verbs apart by action number, not by the words typed): keep one, the one whose syntax
-    # line demands least (no "held" flag, so the parser also takes objects on the floor)
+    # line demands least (no "held" flag, so the parser also takes objects on the floor), then the verb
+    # players use most
     seen: set[str] = set()
     by_action: dict[tuple[int, int], int] = {}
     uniq: list[Template] = []
@@ -492,7 +505,8 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
             key = (t.holes, t.action[-1])
             i = by_action.get(key)
             if i is not None:
-                if sum(t.held) + sum(t.room) < sum(uniq[i].held) + sum(uniq[i].room):
+                rank = lambda x: (sum(x.held) + sum(x.room), -verb_usage(x.text))  # noqa: E731
+                if rank(t) < rank(uniq[i]):
                     uniq[i] = t
                 continue
             by_action[key] = len(uniq)

@@ -121,6 +121,9 @@ class Outcome:
     """The world changed (object table bytes, score or game end)."""
     world: bytes = b""
     """The resulting object region when asked for and it differs from the saved one (else empty)."""
+    effect: str = ""
+    """Hash of the resulting world, score, game end and the annotation markers of the reply, not the rest of
+    its text: equal effects are one action for an agent (Jericho's grouping, plus the markers)."""
 
 
 @cache
@@ -364,12 +367,14 @@ class Prober:
                         masked[i] = ref_bytes[i]
                     real = masked != ref_bytes
                 changed = real or score != snap.score or over
-                sig = hashlib.blake2b(world if diff else snap.world_digest, digest_size=16)
-                sig.update(repr(score).encode())
+                eff = hashlib.blake2b(world if diff else snap.world_digest, digest_size=16)
+                eff.update(repr((score, over)).encode())
+                eff.update("".join(MARKER.findall(text)).encode("utf-8", "replace"))
+                sig = eff.copy()
                 sig.update(normalise(text).encode("utf-8", "replace"))
                 valid = not bad or score != snap.score or over
                 out.append(Outcome(action, "valid" if valid else "invalid", sig.hexdigest(), text, changed,
-                                   world if keep_world else b""))
+                                   world if keep_world else b"", eff.hexdigest()))
                 if purge is not None and k & 255 == 255:
                     purge()
         finally:

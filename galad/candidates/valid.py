@@ -40,9 +40,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Literal
 
 from galad.candidates.base import GameState
-from galad.candidates.grammar import Grammar, load_grammar
+from galad.candidates.grammar import Grammar, load_grammar, verb_usage
 from galad.candidates.probe import MARKER as _MARKER
 from galad.candidates.probe import (  # noqa: F401 - PARSER_FAILURES and Status are re-exported
     PARSER_FAILURES,
@@ -101,8 +102,10 @@ class ValidConfig:
     max_pair_other: int = 3
     """Most other objects combined in two-object templates (those a one-object action changed the world
     with first: takeable, openable, people)."""
-    count_text_only: bool = True
-    """Count actions that only print text (reply not a parser failure) as valid."""
+    text_only: Literal["all", "marked", "none"] = "all"
+    """Which actions that only print text (reply not a parser failure, world unchanged) are valid: all of
+    them but a verb's default refusal (``all``), those whose reply carries an annotation marker, i.e. a
+    morally salient or rewarded event (``marked``), or none, as in Jericho (``none``)."""
     prefer_jericho: bool = True
     """Use Jericho's grammar bindings where it has them for the game (else the story's own grammar)."""
     remember_hazards: bool = True
@@ -265,7 +268,7 @@ class ValidActionSource:
         self._judge(more, grammar)
         outcomes += more
         candidates = first + second
-        det = _collapse(outcomes)
+        det = _collapse(outcomes, by_effect=self.config.text_only != "all")
         det.objects = objects
         det.n_candidates = len(candidates)
         return det
@@ -282,12 +285,13 @@ class ValidActionSource:
         broken.update(t for t, bad in verdict.items() if bad)
 
     def _judge(self, outcomes: list[Outcome], grammar: Grammar) -> None:
-        if self.config.count_text_only:
+        mode = self.config.text_only
+        if mode == "all":
             _mark_default_replies(outcomes, self._template_of, grammar)
-        else:
-            for o in outcomes:
-                if o.status == "valid" and not o.changed:
-                    o.status = "invalid"
+            return
+        for o in outcomes:
+            if o.status == "valid" and not o.changed and not (mode == "marked" and _MARKER.search(o.text)):
+                o.status = "invalid"
 
     def _pair_objects(self, outcomes: list[Outcome], objects: list[str], held: set[str],
                       grammar: Grammar, obs: str) -> list[str]:
@@ -514,20 +518,32 @@ def _mark_default_replies(outcomes: list[Outcome], template_of: dict[str, str], 
                 o.status = "invalid"
 
 
-def _collapse(outcomes: list[Outcome]) -> Detection:
-    groups: dict[str, list[str]] = {}
+def _representative(actions: list[str]) -> str:
+    """The name of a group of actions with one outcome: a compass direction, else the fewest words, the verb
+    players use most ("take bowl", not "carry bowl"), then the longest spelling."""
+    def rank(a: str) -> tuple:
+        words = a.split()
+        return (words[0] not in _DIRECTIONS, len(words), -verb_usage(a), -len(a))
+    return min(actions, key=rank)
+
+
+def _collapse(outcomes: list[Outcome], by_effect: bool = False) -> Detection:
+    """One action per distinct outcome: by signature (world and reply), or with ``by_effect`` by effect
+    (world, score and annotation markers: what an agent's choice changes)."""
+    groups: dict[str, list[Outcome]] = {}
     skipped = []
     for o in outcomes:
         if o.status == "valid":
-            groups.setdefault(o.signature, []).append(o.action)
+            groups.setdefault(o.effect if by_effect else o.signature, []).append(o)
         elif o.status in ("halted", "timeout"):
             skipped.append(o)
     reps: dict[str, list[str]] = {}
     sigs: dict[str, str] = {}
-    for sig, acts in groups.items():
-        rep = min(acts, key=lambda a: (len(a.split()), -len(a)))
+    for group in groups.values():
+        acts = [o.action for o in group]
+        rep = _representative(acts)
         reps[rep] = acts
-        sigs[rep] = sig
+        sigs[rep] = group[acts.index(rep)].signature
     return Detection(list(reps), reps, sigs, skipped=skipped)
 
 
