@@ -103,16 +103,17 @@ class SqliteStore:
                 self._rebuild(exc)
         return found
 
-    def put_many(self, scope: Sequence[str], items: Iterable[tuple[str, Any]]) -> None:
-        """Store ``(key, value)`` pairs under ``scope`` in one transaction."""
+    def put_many(self, scope: Sequence[str], items: Iterable[tuple[str, Any]], replace: bool = True) -> None:
+        """Store ``(key, value)`` pairs under ``scope`` in one transaction; with ``replace`` off a stored
+        value is kept (the first writer wins)."""
         rows = [(*scope, k, v) for k, v in items]
         if not rows or self._conn is None:
             return
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.executemany(
-                    f"INSERT OR REPLACE INTO {self.table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+                self._conn.executemany(f"{verb} INTO {self.table} VALUES ({','.join('?' * len(rows[0]))})", rows)
                 self._conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:  # busy past the timeout: not stored
                 log.warning("%s write skipped: %s", self.what, exc)

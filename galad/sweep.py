@@ -93,7 +93,8 @@ class Sweep:
         for g in self.games:
             get_game(g)  # unknown names fail before anything runs
         runs = []
-        for game, start, agent, seed in itertools.product(self.games, self.start_percentages, self.agents, self.seeds):
+        # seeds outside agents: a sweep stopped part way has compared every agent on the seeds it finished
+        for game, start, seed, agent in itertools.product(self.games, self.start_percentages, self.seeds, self.agents):
             name = f"{game}__{agent}__s{seed}__p{start:g}"
             cfg = TrainConfig(**{**self.train, "game": game, "agent": agent, "seed": seed,
                                  "start_percentage": start, "run_dir": str(out)}).validate()

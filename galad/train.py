@@ -100,7 +100,9 @@ def make_candidate_source(cfg: TrainConfig):
     if cfg.candidates == "valid":
         from galad.candidates.valid import ValidActionSource, ValidConfig
 
-        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only))
+        # detections on disk: the runs of a sweep (agents, seeds) share the states near their start
+        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
+                                             disk_cache=True))
     from galad.candidates.lm import load_generator
 
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)

@@ -107,6 +107,23 @@ def test_marked_mode_keeps_what_changes_the_world_or_fires_a_marker(env):
     assert {"take bowl", "east", "open jar"} <= set(det.actions)
 
 
+def test_disk_cache_is_shared_by_sources_and_the_first_detection_wins(env, isolated_home, monkeypatch):
+    obs, _ = env.reset()
+    cfg = ValidConfig(workers=0, text_only="marked", disk_cache=True)
+    with ValidActionSource(cfg) as first:
+        state = game_state_from_env(env, obs)
+        det = first.detect(state)
+    assert (isolated_home / "home" / "valid_cache.sqlite").is_file()
+    env.step("look")  # the same world a turn later: the same key in another process or run
+    later = game_state_from_env(env, obs, "look")
+    with ValidActionSource(cfg) as second:
+        monkeypatch.setattr(second, "_detect", lambda s: pytest.fail("stepped a stored state again"))
+        again = second.detect(later)
+    assert (again.actions, again.groups, again.signatures) == (det.actions, det.groups, det.signatures)
+    with ValidActionSource(ValidConfig(workers=0, text_only="all", disk_cache=True)) as other:
+        assert other._stored("demo", other.world_key(later)) is None  # other settings: not shared
+
+
 @pytest.mark.realgames
 @pytest.mark.parametrize("game", ["zork1", "deadline"])
 def test_real_game_candidates(game):

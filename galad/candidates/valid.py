@@ -30,6 +30,7 @@ Pipeline for one state (:meth:`ValidActionSource.detect`):
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -40,7 +41,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Literal
+
+from galad import paths
 
 from galad.candidates.base import GameState
 from galad.candidates.grammar import Grammar, load_grammar, verb_usage
@@ -111,7 +115,11 @@ class ValidConfig:
     remember_hazards: bool = True
     """Skip, for the rest of this source's life, exact actions that once hung or halted the emulator."""
     cache_size: int = 4096
-    """States whose results are kept (LRU)."""
+    """States whose results are kept in memory (LRU)."""
+    disk_cache: bool = False
+    """Also keep detections in ``<GALAD_HOME>/valid_cache.sqlite``, shared by processes and runs (keyed by
+    game, story file, these settings and :meth:`ValidActionSource.world_key`; the first detection stored
+    for a key is the one every run gets, so a rerun sees what the first run saw)."""
     world_key: bool = True
     """Cache by the world state (:meth:`ValidActionSource.world_key`: object table, score, flags; not move
     counters or timers) so that revisited worlds hit during RL; False: by ``GameState.key()`` (RAM and
@@ -180,6 +188,12 @@ class ValidActionSource:
         """Game -> templates whose every candidate the parser rejected for its words (skipped later)."""
         self.hazards: dict[str, set[str]] = {}
         """Game -> actions that hung or halted the emulator (skipped later when ``remember_hazards``)."""
+        self._db = None
+        if self.config.disk_cache:
+            from galad.store import SqliteStore
+
+            self._db = SqliteStore(paths.galad_home() / "valid_cache.sqlite", "detections", ("scope",),
+                                   what="valid-action cache")
 
     # --- protocol ---------------------------------------------------------------------------------
     def propose(self, states: Sequence[GameState]) -> list[list[str]]:
@@ -197,14 +211,34 @@ class ValidActionSource:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        t0 = time.perf_counter()
-        det = self._detect(state)
-        det.seconds = time.perf_counter() - t0
+        det = self._stored(state.game, key)
+        if det is None:
+            t0 = time.perf_counter()
+            det = self._detect(state)
+            det.seconds = time.perf_counter() - t0
+            if self._db is not None:  # the first writer wins: read back what every process will see
+                self._db.put_many((self._scope(state.game),), [(key, _to_json(det))], replace=False)
+                det = self._stored(state.game, key) or det
+            else:
+                self._cache[self.world_key(state)] = det  # the detection may have learned more volatile globals
         self._cache[key] = det
-        self._cache[self.world_key(state)] = det  # the detection may have learned more volatile globals
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
         return det
+
+    def _scope(self, game: str) -> str:
+        """What a stored detection depends on besides the world: the game, its story file and the settings."""
+        c = self.config
+        _, story = _story(game)
+        settings = (_DETECTOR_VERSION, c.max_objects, c.max_pair_held, c.max_pair_other, c.text_only,
+                    c.prefer_jericho, c.world_key)
+        return f"{game}:{_file_digest(story)}:{hashlib.blake2b(repr(settings).encode(), digest_size=8).hexdigest()}"
+
+    def _stored(self, game: str, key: str) -> Detection | None:
+        if self._db is None:
+            return None
+        found = self._db.get_many((self._scope(game),), [key])
+        return _from_json(found[key]) if key in found else None
 
     def world_key(self, state: GameState) -> str:
         """Cache key of a state's world: its object table and property region, score and the globals that a
@@ -222,8 +256,12 @@ class ValidActionSource:
         spec, story = _story(state.game)
         vol = self._volatile.get(state.game)
         if vol is None:
-            vol = self._volatile[state.game] = self._prober(spec, story).volatile_globals(
-                engine_state, ["look", "inventory"])
+            vol = self._prober(spec, story).volatile_globals(engine_state, ["look", "inventory"])
+            if self._db is not None:  # one set per game for every run, or stored keys would never match
+                scope = self._scope(state.game)
+                self._db.put_many((scope,), [("volatile", json.dumps(sorted(vol)))], replace=False)
+                vol = frozenset(json.loads(self._db.get_many((scope,), ["volatile"]).get("volatile", "[]"))) or vol
+            self._volatile[state.game] = vol
         ram = engine_state[0]
         ram = ram.tobytes() if hasattr(ram, "tobytes") else bytes(ram)
         a, b = object_region(story)
@@ -247,9 +285,11 @@ class ValidActionSource:
         # look and inventory pass a turn without changing anything: what they move is the clock's noise
         res = prober.run(engine_state, ["look", "inventory"], keep_world=True)
         noise = prober.noise(engine_state, res)
-        # globals a do-nothing turn touches depend on the command history too: keep learning them
-        self._volatile[state.game] = self._volatile.get(state.game, frozenset()) | prober.volatile_globals(
-            engine_state, ["look", "inventory"])
+        # globals a do-nothing turn touches depend on the command history too: keep learning them (not with
+        # the disk cache, whose keys must stay comparable across runs)
+        if self._db is None:
+            self._volatile[state.game] = self._volatile.get(state.game, frozenset()) | prober.volatile_globals(
+                engine_state, ["look", "inventory"])
         look = state.look or res[0].text
         inventory = state.inventory or res[1].text
         objects, held = self._objects(prober, grammar, engine_state, state.obs, look, inventory)
@@ -472,6 +512,9 @@ class ValidActionSource:
         for p in self._local.values():
             p.close()
         self._local.clear()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def __enter__(self) -> "ValidActionSource":
         return self
@@ -560,6 +603,23 @@ def _state_digest(state) -> str:
     for part in eng:
         h.update(bytes(part) if hasattr(part, "tobytes") else repr(part).encode())
     return h.hexdigest()
+
+
+_DETECTOR_VERSION = 2  # bump when detection changes what it finds: stored detections of older ones are not used
+
+
+def _to_json(det: Detection) -> str:
+    return json.dumps({"actions": det.actions, "groups": det.groups, "signatures": det.signatures,
+                       "objects": det.objects, "n_candidates": det.n_candidates, "seconds": det.seconds})
+
+
+def _from_json(text: str) -> Detection:
+    return Detection(**json.loads(text))
+
+
+@cache
+def _file_digest(path: str) -> str:
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
 
 
 @cache
