@@ -1,4 +1,9 @@
-"""``galad bench``: throughput benchmarks.
+"""``galad bench``: throughput benchmarks, one table and one JSON file.
+
+Sections (``--sections``): ``env`` (below), ``candidates`` (:mod:`galad.candidates.bench`: our valid-action
+detector against Jericho's on the same walkthrough states), ``value`` (:mod:`galad.values.bench`), ``lm``
+(:mod:`galad.candidates.lm_bench`, when a trained generator exists), ``drrn`` (TD updates per second) and
+``agents`` (end-to-end training steps per second of each agent: 8 envs, valid-action candidates).
 
 Env replay: for each game, the walkthrough (initial actions first) is replayed by
 
@@ -85,7 +90,8 @@ def _time_reference(cls, spec) -> float:
 
 
 def bench_env(games: list[str], reference: str | None = None, repeats: int = 3, json_out: str | None = None,
-              isolation: str = "thread") -> int:
+              isolation: str = "thread") -> dict:
+    """Walkthrough replay throughput per game; prints a table and returns ``{"env_replay": rows, "summary": ...}``."""
     from rich.console import Console
     from rich.table import Table
 
@@ -123,12 +129,16 @@ def bench_env(games: list[str], reference: str | None = None, repeats: int = 3, 
         summary["median_ours_over_reference"] = round(statistics.median(with_ref), 2)
     print(f"median ours/raw Frotz: {summary['median_ours_over_raw']:.2f}"
           + (f"   median ours/reference: {summary['median_ours_over_reference']:.1f}x" if with_ref else ""))
+    result = {"env_replay": rows, "summary": summary}
     if json_out:
-        out = Path(json_out)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps({"env_replay": rows, "summary": summary}, indent=1))
-        tmp.replace(out)
-    return 0
+        _write_json(Path(json_out), result)
+    return result
+
+
+def _write_json(out: Path, data) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(out)
 
 
 def bench_drrn(batch_size: int = 64, updates: int = 20, game: str = "demo", seed: int = 1) -> dict:
@@ -169,3 +179,101 @@ def bench_drrn(batch_size: int = 64, updates: int = 20, game: str = "demo", seed
         agent.update()
     dt = time.perf_counter() - t0
     return {"batch_size": batch_size, "next_candidates": 30, "max_tokens": m, "updates_per_s": round(updates / dt, 2)}
+
+
+def bench_agents(game: str = "demo", steps: int = 10, envs: int = 8, agents=("drrn", "cmps", "galad", "oracle")) -> dict:
+    """End-to-end training throughput per agent: env steps per second of the training loop (setup excluded),
+    valid-action candidates, in a throw-away run folder. Detections are not read from or written to the
+    on-disk cache, so every agent starts cold."""
+    import tempfile
+
+    from galad.config import TrainConfig
+    from galad.train import RunFolder, Trainer
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for agent in agents:
+            cfg = TrainConfig(game=game, agent=agent, envs=envs, steps=steps, run_dir=tmp).validate()
+            t0 = time.perf_counter()
+            trainer = Trainer(cfg, RunFolder.new(cfg, agent), disk_cache=False)
+            setup = time.perf_counter() - t0
+            try:
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    trainer.train_step()
+                dt = time.perf_counter() - t0
+            finally:
+                trainer.close()
+            out[agent] = {"sps": round(steps * envs / dt, 2), "seconds_per_step": round(dt / steps, 2),
+                          "setup_s": round(setup, 1)}
+            print(f"agent {agent:7s} {out[agent]['sps']:6.2f} env-steps/s ({dt / steps:.2f} s per step of {envs} envs)",
+                  flush=True)
+    return {"game": game, "envs": envs, "steps": steps, "candidates": "valid", "per_agent": out}
+
+
+SECTIONS = ("env", "candidates", "value", "lm", "drrn", "agents")
+
+
+def bench_all(games: list[str], sections=SECTIONS, reference: str | None = None, repeats: int = 3,
+              json_out: str | None = None, isolation: str = "thread", candidate_states: int = 4,
+              agent_game: str = "demo", agent_steps: int = 10) -> dict:
+    """Run the chosen sections, print a summary table, write everything as JSON (``json_out``)."""
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from galad.errors import GaladError
+
+    result: dict = {"load_average_at_start": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    summary: list[tuple[str, str, str]] = []
+    if "env" in sections:
+        env = result["env"] = bench_env(games, reference, repeats, isolation=isolation)
+        summary.append(("env", "median ours / raw Frotz", f"{env['summary']['median_ours_over_raw']:.2f}"))
+        if "median_ours_over_reference" in env["summary"]:
+            summary.append(("env", "median ours / reference env", f"{env['summary']['median_ours_over_reference']:.1f}x"))
+    if "candidates" in sections:
+        from galad.candidates import bench as cb
+
+        rows = cb.bench_candidates(games, states=candidate_states, marker_states=2)
+        c = cb.summarize(rows)
+        result["candidates"] = {**c, "per_game": rows}
+        summary.append(("candidates", "valid actions: s per state (median)", f"{c['median_ours_s_per_state']:.2f}"))
+        if c["median_speedup_over_jericho"]:
+            summary.append(("candidates", "speed-up over Jericho (median)", f"{c['median_speedup_over_jericho']:.1f}x"))
+        summary.append(("candidates", "walkthrough recall ours / Jericho",
+                        f"{c['walkthrough_recall_ours']} / {c['walkthrough_recall_jericho']}"))
+    if "value" in sections:
+        from galad.values.bench import bench_scorer
+
+        v = result["value"] = bench_scorer(n=1000, n_context=200)
+        summary += [("value", "action-only scores/s uncached, cached",
+                     f"{v['action_uncached_per_s']:.0f}, {v['action_cached_per_s']:.0f}"),
+                    ("value", "contextual scores/s uncached, cached",
+                     f"{v['context_uncached_per_s']:.0f}, {v['context_cached_per_s']:.0f}")]
+    if "lm" in sections:
+        from galad.candidates.lm_bench import bench_generator
+
+        try:
+            g = result["lm"] = bench_generator("trained", batches=1, plain=False)
+            summary.append(("lm", "generator states/s uncached, cached (k=30)",
+                            f"{g['uncached_states_per_s']:.2f}, {g['cached_states_per_s']:.0f}"))
+        except GaladError as exc:  # no trained generator here: say so, run the rest
+            result["lm"] = {"skipped": str(exc)}
+            summary.append(("lm", "skipped", str(exc)[:60]))
+    if "drrn" in sections:
+        d = result["drrn"] = bench_drrn()
+        summary.append(("drrn", f"TD updates/s (batch {d['batch_size']})", f"{d['updates_per_s']:.2f}"))
+    if "agents" in sections:
+        a = result["agents"] = bench_agents(agent_game, agent_steps)
+        for agent, r in a["per_agent"].items():
+            summary.append(("agents", f"{agent} on {agent_game}: env-steps/s", f"{r['sps']:.2f}"))
+    table = Table(title="galad bench")
+    for col in ("section", "measure", "value"):
+        table.add_column(col)
+    for row in summary:
+        table.add_row(*row)
+    Console().print(table)
+    if json_out:
+        _write_json(Path(json_out), result)
+    return result

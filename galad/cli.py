@@ -73,10 +73,17 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from galad.bench import bench_env
+    from galad.bench import SECTIONS, bench_all
+    from galad.errors import ConfigError
 
-    return bench_env(args.games, reference=args.reference, repeats=args.repeats, json_out=args.json,
-                     isolation=args.isolation)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown or not sections:
+        raise ConfigError(f"--sections: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SECTIONS)}")
+    bench_all(args.games, sections, reference=args.reference, repeats=args.repeats, json_out=args.json,
+              isolation=args.isolation, candidate_states=args.candidate_states, agent_game=args.agent_game,
+              agent_steps=args.agent_steps)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -174,8 +181,9 @@ def _cmd_candidates(args: argparse.Namespace) -> int:
     from galad.errors import ConfigError
 
     if args.args and args.args[0] == "bench":
-        return bench_candidates(args.args[1:], states=args.states, marker_states=args.marker_states,
-                                json_out=args.json, jericho=not args.no_jericho, workers=args.workers)
+        bench_candidates(args.args[1:], states=args.states, marker_states=args.marker_states,
+                         json_out=args.json, jericho=not args.no_jericho, workers=args.workers)
+        return 0
     if len(args.args) > 1:
         raise ConfigError("galad candidates takes one GAME (or: galad candidates bench [GAME ...])")
     return show_candidates(args.args[0] if args.args else None, at=args.at, source=args.source,
@@ -325,8 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp2.add_argument("--last", type=int, default=50, help="episodes per env to average (default 50)")
     rp2.set_defaults(func=_cmd_report)
 
-    bp = sub.add_parser("bench", help="benchmarks: env replay throughput against raw Frotz and the reference")
-    bp.add_argument("games", nargs="*", metavar="GAME", help="games (default: every installed game)")
+    bp = sub.add_parser("bench", help="benchmarks: env against raw Frotz, candidate sources, value model, DRRN "
+                                      "updates, end-to-end SPS per agent; a table and JSON")
+    bp.add_argument("games", nargs="*", metavar="GAME", help="games for env and candidates (default: every installed game)")
+    bp.add_argument("--sections", default="env,candidates,value,lm,drrn,agents",
+                    help="comma-separated sections to run (default: all)")
+    bp.add_argument("--candidate-states", type=int, default=4, help="candidates: walkthrough states per game")
+    bp.add_argument("--agent-game", default="demo", help="agents: the game trained on (default: demo)")
+    bp.add_argument("--agent-steps", type=int, default=10, help="agents: training steps of 8 envs per agent")
     bp.add_argument("--reference", metavar="DIR",
                     help="an upstream jiminy-cricket checkout, to time its AnnotatedEnv in the same run")
     bp.add_argument("--repeats", type=int, default=3, help="replays per game; the best is kept")

@@ -39,8 +39,8 @@ class TrainConfig:
     """Candidate source: the game's valid actions (valid) or a CALM-style language model (lm)."""
     envs: int = 8
     """Parallel environments, each in its own worker process."""
-    steps: int = 3000
-    """Training steps (each steps every env once)."""
+    steps: int = 100
+    """Training steps (each steps every env once); the Jiminy protocol trains 15,000 (experiments/paper.toml)."""
     seed: int = 1
     """Seed of everything; env i gets Frotz seed seed + i."""
     start_percentage: float = 0.0

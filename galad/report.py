@@ -60,6 +60,17 @@ def table(rows: list[dict]) -> tuple[list[str], list[list[str]], dict]:
     return header, body, avg
 
 
+def versus_drrn(avg: dict) -> str:
+    """GALAD against the unconstrained agent: the ratios of immorality and of % completion."""
+    if "galad" not in avg or "drrn" not in avg:
+        return "GALAD and DRRN are not both in this sweep."
+    g, d = avg["galad"], avg["drrn"]
+    ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a (DRRN's is 0)"  # noqa: E731
+    return (f"GALAD against DRRN: immorality {g['immorality']:.2f} vs {d['immorality']:.2f} "
+            f"({ratio(g['immorality'], d['immorality'])}), % completion {g['percent_completion']:.2f} vs "
+            f"{d['percent_completion']:.2f} ({ratio(g['percent_completion'], d['percent_completion'])}).")
+
+
 def verdict(avg: dict) -> str:
     if "galad" not in avg or "cmps" not in avg:
         return "GALAD and CMPS are not both in this sweep."
@@ -165,7 +176,7 @@ def report(sweep_dir: str, out: str | None = None, last: int = 50) -> int:
     text = "\n".join([f"# {root.name}: results", "",
                       f"Metrics over the last {last} episodes of each env, averaged over seeds and start points; "
                       f"{len(rows)} runs" + (f", {len(unfinished)} unfinished" if unfinished else "") + ".", "",
-                      *md, "", verdict(avg), ""])
+                      *md, "", verdict(avg), "", versus_drrn(avg), ""])
     (dest / "results.md").write_text(text, encoding="utf-8")
     with (dest / "runs.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -95,14 +95,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
 # --- building the pieces ------------------------------------------------------------------------------
 
 
-def make_candidate_source(cfg: TrainConfig):
-    """The configured candidate source."""
+def make_candidate_source(cfg: TrainConfig, disk_cache: bool = True):
+    """The configured candidate source (valid actions: detections kept on disk unless ``disk_cache`` is off)."""
     if cfg.candidates == "valid":
         from galad.candidates.valid import ValidActionSource, ValidConfig
 
         # detections on disk: the runs of a sweep (agents, seeds) share the states near their start
         return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
-                                             disk_cache=True))
+                                             disk_cache=disk_cache))
     from galad.candidates.lm import load_generator
 
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
@@ -140,7 +140,7 @@ def make_policy(cfg: TrainConfig, pool):
 class Trainer:
     """One training run (new or resumed)."""
 
-    def __init__(self, cfg: TrainConfig, run: RunFolder, resume: bool = False):
+    def __init__(self, cfg: TrainConfig, run: RunFolder, resume: bool = False, disk_cache: bool = True):
         import torch
         from torch.utils.tensorboard import SummaryWriter
 
@@ -163,7 +163,7 @@ class Trainer:
                             start_percentage=cfg.start_percentage, step_limit=cfg.episode_steps,
                             step_timeout=cfg.step_timeout)
         try:
-            self.source = make_candidate_source(cfg)
+            self.source = make_candidate_source(cfg, disk_cache)
             self.policy = make_policy(cfg, self.pool)
         except BaseException:
             self.pool.close()

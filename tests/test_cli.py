@@ -52,6 +52,7 @@ def test_games_list_shows_the_demo_and_the_25(isolated_home):
         (["replay", "--seed", "0"], "seed must be"),
         (["games", "download"], "name at least one game"),
         (["games", "download", "zork1", "--source", "/nonexistent/dir"], "neither a URL nor a folder"),
+        (["bench", "demo", "--sections", "env,speed"], "--sections: unknown speed"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(isolated_home, args, message):
@@ -60,3 +61,14 @@ def test_bad_input_is_one_line_and_exit_2(isolated_home, args, message):
     r = galad(*args, env={**os.environ})
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and message in r.stderr and r.stderr.startswith("galad: error:")
+
+
+def test_bench_writes_json_and_a_summary_table(tmp_path, isolated_home):
+    import os
+
+    out = tmp_path / "bench.json"
+    r = galad("bench", "demo", "--sections", "env", "--repeats", "1", "--json", str(out), env={**os.environ})
+    assert r.returncode == 0, r.stderr[-1500:]
+    data = json.loads(out.read_text())
+    assert data["env"]["env_replay"][0]["game"] == "demo" and data["env"]["env_replay"][0]["steps"] == 31
+    assert "median ours / raw Frotz" in r.stdout and "galad bench" in r.stdout

@@ -83,6 +83,8 @@ def test_report_table_verdict_and_plots(tmp_path):
     assert report(str(root)) == 0
     text = (root / "report" / "results.md").read_text()
     assert "GALAD beats CMPS" in text and "**average**" in text
+    # completion 2 x 25 = 50 vs 40; immorality 1 vs 6
+    assert "GALAD against DRRN: immorality 1.00 vs 6.00 (0.17x), % completion 50.00 vs 40.00 (1.25x)" in text
     for name in ("table.csv", "runs.csv", "completion_vs_immorality.png", "safe_exploration.png", "per_game.png"):
         assert (root / "report" / name).stat().st_size > 0
     curves = safe_exploration(root)
@@ -102,3 +104,25 @@ def test_shipped_sweep_files_are_valid(tmp_path):
     for f in files:
         runs = Sweep.load(f).runs(tmp_path)
         assert runs and all(r.config.agent in ("drrn", "cmps", "galad", "oracle") for r in runs)
+
+
+def test_ray_backend_runs_a_tiny_sweep(tmp_path, isolated_home):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'galad[ray]')")
+    f = tmp_path / "tiny.toml"
+    f.write_text('name = "tiny"\ngames = ["demo"]\nagents = ["drrn", "oracle"]\nseeds = [1]\n[train]\n'
+                 'envs = 1\nsteps = 3\nepisode_steps = 5\nembedding_dim = 8\nhidden_dim = 8\nbatch_size = 2\n'
+                 'memory_size = 8\nmax_tokens = 8\n')
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "galad.cli", "sweep", str(f), "--out", str(out), "--backend", "ray",
+           "--workers", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "2 of 2 runs finished" in r.stdout
+    for agent in ("drrn", "oracle"):
+        run = out / f"demo__{agent}__s1__p0"
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["agent"] == agent and summary["episodes_total"] == 0  # 3 steps: no 5-step episode ended
+        assert len((run / "transcripts" / "env0.jsonl").read_text().splitlines()) == 3
+        assert (out / "logs" / f"{run.name}.log").is_file()  # written by the Ray task
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "2 finished, 0 to run" in again.stdout

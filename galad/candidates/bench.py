@@ -90,8 +90,9 @@ def _jericho_env(story: str, bindings_name: str):
 
 
 def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, json_out: str | None = None,
-                     jericho: bool = True, workers: int | None = None) -> int:
-    """Time and score ours and Jericho's valid actions on the same walkthrough states; print a table."""
+                     jericho: bool = True, workers: int | None = None) -> list[dict]:
+    """Time and score ours and Jericho's valid actions on the same walkthrough states; print a row per game
+    and return the rows."""
     from galad.env.jiminy import JiminyEnv
     from galad.env.registry import list_games
 
@@ -162,7 +163,21 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
         import os
 
         os.replace(json_out + ".tmp", json_out)
-    return 0
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action."""
+    both = [r for r in rows if r["jericho_s"]]
+    hits = lambda key: [h for r in rows for h in r[key]]  # noqa: E731
+    return {
+        "games": len(rows),
+        "median_ours_s_per_state": round(statistics.median(statistics.median(r["ours_s"]) for r in rows), 3),
+        "median_speedup_over_jericho": round(statistics.median(
+            statistics.median(r["jericho_s"]) / statistics.median(r["ours_s"]) for r in both), 2) if both else None,
+        "walkthrough_recall_ours": _frac(hits("ours_hit")), "walkthrough_recall_jericho": _frac(hits("jericho_hit")),
+        "marker_recall_ours": _frac(hits("ours_marker_hit")), "marker_recall_jericho": _frac(hits("jericho_marker_hit")),
+    }
 
 
 def _frac(xs) -> str:
