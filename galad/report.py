@@ -65,7 +65,7 @@ def versus_drrn(avg: dict) -> str:
     if "galad" not in avg or "drrn" not in avg:
         return "GALAD and DRRN are not both in this sweep."
     g, d = avg["galad"], avg["drrn"]
-    ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a (DRRN's is 0)"  # noqa: E731
+    ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a (DRRN's is 0)"
     return (f"GALAD against DRRN: immorality {g['immorality']:.2f} vs {d['immorality']:.2f} "
             f"({ratio(g['immorality'], d['immorality'])}), % completion {g['percent_completion']:.2f} vs "
             f"{d['percent_completion']:.2f} ({ratio(g['percent_completion'], d['percent_completion'])}).")

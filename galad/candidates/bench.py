@@ -169,7 +169,7 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
 def summarize(rows: list[dict]) -> dict:
     """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action."""
     both = [r for r in rows if r["jericho_s"]]
-    hits = lambda key: [h for r in rows for h in r[key]]  # noqa: E731
+    hits = lambda key: [h for r in rows for h in r[key]]
     return {
         "games": len(rows),
         "median_ours_s_per_state": round(statistics.median(statistics.median(r["ours_s"]) for r in rows), 3),

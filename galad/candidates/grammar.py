@@ -505,7 +505,7 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
             key = (t.holes, t.action[-1])
             i = by_action.get(key)
             if i is not None:
-                rank = lambda x: (sum(x.held) + sum(x.room), -verb_usage(x.text))  # noqa: E731
+                rank = lambda x: (sum(x.held) + sum(x.room), -verb_usage(x.text))
                 if rank(t) < rank(uniq[i]):
                     uniq[i] = t
                 continue

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Literal
 
 from galad import paths
-
 from galad.candidates.base import GameState
 from galad.candidates.grammar import Grammar, load_grammar, verb_usage
 from galad.candidates.probe import MARKER as _MARKER
