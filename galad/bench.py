@@ -182,8 +182,8 @@ def bench_drrn(batch_size: int = 64, updates: int = 20, game: str = "demo", seed
 
 
 def bench_agents(game: str = "demo", steps: int = 10, envs: int = 8, agents=("drrn", "cmps", "galad", "oracle")) -> dict:
-    """End-to-end training throughput per agent: env steps per second of the training loop (setup excluded),
-    valid-action candidates, in a throw-away run folder. Detections are not read from or written to the
+    """End-to-end training throughput per agent: env steps per second of the training loop (setup excluded) and
+    the share of each phase of a step, valid-action candidates, in a throw-away run folder. Detections are not read from or written to the
     on-disk cache, so every agent starts cold."""
     import tempfile
 
@@ -204,10 +204,12 @@ def bench_agents(game: str = "demo", steps: int = 10, envs: int = 8, agents=("dr
                 dt = time.perf_counter() - t0
             finally:
                 trainer.close()
+            phases = {k: round(v / dt, 3) for k, v in sorted(trainer.seconds.items(), key=lambda kv: -kv[1])}
             out[agent] = {"sps": round(steps * envs / dt, 2), "seconds_per_step": round(dt / steps, 2),
-                          "setup_s": round(setup, 1)}
-            print(f"agent {agent:7s} {out[agent]['sps']:6.2f} env-steps/s ({dt / steps:.2f} s per step of {envs} envs)",
-                  flush=True)
+                          "setup_s": round(setup, 1), "time_share": phases}
+            share = ", ".join(f"{k} {v:.0%}" for k, v in phases.items())
+            print(f"agent {agent:7s} {out[agent]['sps']:6.2f} env-steps/s ({dt / steps:.2f} s per step of {envs} envs; "
+                  f"{share})", flush=True)
     return {"game": game, "envs": envs, "steps": steps, "candidates": "valid", "per_agent": out}
 
 

@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,9 @@ class Trainer:
             self.pool.close()
             raise
         self.step = 0
+        self.seconds: dict[str, float] = defaultdict(float)
+        """Wall seconds of each phase of :meth:`train_step` (candidates, policy, q_values, update, env,
+        bookkeeping) in this process's life: where the time goes."""
         self.views = []
         self.prev = [("", "")] * cfg.envs  # (previous action, previous observation) per env
         self.episodes = [EpisodeTracker() for _ in range(cfg.envs)]
@@ -202,10 +206,19 @@ class Trainer:
         return EncodedState(obs[-m:], look[-m:], inv[-m:])
 
     def train_step(self) -> dict:
+        clock, mark = self.seconds, [time.perf_counter()]
+
+        def lap(phase: str) -> None:
+            now = time.perf_counter()
+            clock[phase] += now - mark[0]
+            mark[0] = now
+
         states = self._states()
         candidates = self.source.propose(states)
         candidates = [c or ["look"] for c in candidates]  # a state with no candidate still needs an action
+        lap("candidates")
         restrictions = self.policy.restrict([s.obs for s in states], candidates)
+        lap("policy")
         enc = [self._encode(v) for v in self.views]
         act_ids = [self.tokenizer.encode_batch(r.kept) for r in restrictions]
         # finish last step's transitions now that their next-state candidates are known
@@ -220,9 +233,12 @@ class Trainer:
         shaped = [qs - torch.tensor(r.penalties, dtype=qs.dtype) for qs, r in zip(q, restrictions)]
         choice = self.agent.sample_actions(shaped)
         actions = [r.kept[c] for r, c in zip(restrictions, choice)]
+        lap("q_values")
         self.pool.step_async(actions)
         upd = self.agent.update()  # overlaps with the envs stepping in their processes
+        lap("update")
         new_views = self.pool.step_wait()
+        lap("env")
         from galad.agents.drrn import Transition
 
         removed = sum(len(r.removed) for r in restrictions)
@@ -251,6 +267,7 @@ class Trainer:
                 self.views[i] = v
                 self.prev[i] = ("", "")
                 self.episodes[i] = EpisodeTracker(self.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0))
+        lap("bookkeeping")  # transcripts, episode ends, resets
         self.step += 1
         return {"removed": removed, "total": total, "update": upd}
 
