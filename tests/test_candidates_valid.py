@@ -40,6 +40,13 @@ def test_grammar_read_from_story_file():
     assert g.source == "inform"
     assert "pour OBJ in OBJ" in texts and "north" in texts
     assert "porridge" in g.nouns
+    # one template per action routine: the library's Take lines (take/carry/hold/get/pick up/peel) step once,
+    # named by the verb players type most; the Open verb is kept although 'undo' is one of its synonyms
+    assert "take OBJ" in texts and not {"carry OBJ", "hold OBJ", "get OBJ", "pick up OBJ", "peel OBJ"} & texts
+    assert "open OBJ" in texts
+    actions = [(t.holes, t.action) for t in g.templates if t.action is not None]
+    assert len(actions) == len(set(actions))
+    assert not {"galadhang", "galadhalt", "score", "verify"} & texts  # meta verbs (the dictionary's flag)
 
 
 def test_text_only_action_is_valid(env, src):
