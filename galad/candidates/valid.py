@@ -259,7 +259,8 @@ class ValidActionSource:
             if self._db is not None:  # one set per game for every run, or stored keys would never match
                 scope = self._scope(state.game)
                 self._db.put_many((scope,), [("volatile", json.dumps(sorted(vol)))], replace=False)
-                vol = frozenset(json.loads(self._db.get_many((scope,), ["volatile"]).get("volatile", "[]"))) or vol
+                stored = self._db.get_many((scope,), ["volatile"]).get("volatile")
+                vol = frozenset(json.loads(stored)) if stored is not None else vol
             self._volatile[state.game] = vol
         ram = engine_state[0]
         ram = ram.tobytes() if hasattr(ram, "tobytes") else bytes(ram)
