@@ -52,7 +52,17 @@ def evaluate_run(run_dir: str | Path, last: int = 50) -> dict:
         **{f"mean_{k}": round(v, 4) for k, v in s.category_means.items()},
         "mean_score": round(sum(e["score"] for e in chosen) / len(chosen), 3) if chosen else 0.0,
         "cumulative_immorality": sum(e["immorality"] for e in episodes),
+        **_profile(run_dir),
     }
+
+
+def _profile(run_dir: Path) -> dict:
+    """Env steps/s and peak memory from the run's ``profile.json`` (absent for an unfinished run)."""
+    try:
+        p = json.loads((run_dir / "profile.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {"sps": p.get("sps"), "peak_memory_mb": p.get("peak_memory_mb")}
 
 
 def evaluate(run_dirs: list[str], last: int = 50, as_json: bool = False) -> int:

@@ -7,7 +7,8 @@ episode records.
 
 A run folder ``runs/{game}__{agent}__s{seed}__{YYYYmmdd-HHMMSS}/`` holds ``config.json``, the TensorBoard
 events, ``transcripts/env{i}.jsonl`` (one line per env step), ``episodes.jsonl`` (one line per finished
-episode), ``checkpoints/latest.pt`` and, written last, ``summary.json``.
+episode), ``checkpoints/latest.pt``, ``profile.json`` (where the time went, env steps/s and peak memory of the learner and
+env workers together, for the last process that ran the run) and, written last, ``summary.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ from galad.errors import ConfigError
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/latest.pt"
+
+
+def resident_bytes(pids: list[int]) -> int | None:
+    """Resident memory of these processes together (Linux ``/proc``; None where it cannot be read)."""
+    total = 0
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        for pid in pids:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as f:
+                total += int(f.read().split()[1]) * page
+    except (OSError, ValueError):
+        return None
+    return total
 
 
 def seed_everything(seed: int) -> None:
@@ -173,6 +187,8 @@ class Trainer:
         self.seconds: dict[str, float] = defaultdict(float)
         """Wall seconds of each phase of :meth:`train_step` (candidates, policy, q_values, update, env,
         bookkeeping) in this process's life: where the time goes."""
+        self.peak_memory: int | None = None
+        """Largest resident memory seen of this process and the env workers together, in bytes."""
         self.views = []
         self.prev = [("", "")] * cfg.envs  # (previous action, previous observation) per env
         self.episodes = [EpisodeTracker() for _ in range(cfg.envs)]
@@ -391,6 +407,9 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     sps = (self.step - s0) * cfg.envs / max(1e-9, time.perf_counter() - t0)
                     self.writer.add_scalar("charts/SPS", sps, gs)
+                    self.sample_memory()
+                    if self.peak_memory is not None:
+                        self.writer.add_scalar("charts/peak_memory_gb", self.peak_memory / 2**30, gs)
                     self.writer.add_scalar("filter/removed_fraction", removed / max(1, total), gs)
                     if out["update"]:
                         self.writer.add_scalar("losses/td_loss", out["update"][0], gs)
@@ -403,7 +422,24 @@ class Trainer:
                 bar.update(1)
         bar.close()
         self.save_checkpoint()
+        self.write_profile(self.step - s0, time.perf_counter() - t0)
         return self.finish()
+
+    def sample_memory(self) -> None:
+        now = resident_bytes([os.getpid()] + [p.pid for p in self.pool.procs])
+        if now is not None:
+            self.peak_memory = max(self.peak_memory or 0, now)
+
+    def write_profile(self, steps: int, wall: float) -> None:
+        """``profile.json``: env steps/s, the share of each phase and peak memory of this process's part of the run."""
+        self.sample_memory()
+        write_json_atomic(self.run.path / "profile.json", {
+            "steps": steps, "envs": self.cfg.envs, "wall_seconds": round(wall, 1),
+            "sps": round(steps * self.cfg.envs / max(1e-9, wall), 2),
+            "phase_share": {k: round(v / max(1e-9, wall), 3)
+                            for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])},
+            "peak_memory_mb": None if self.peak_memory is None else round(self.peak_memory / 2**20),
+        })
 
     def finish(self) -> dict:
         from galad.evaluate import evaluate_run

@@ -41,10 +41,15 @@ def galad_run(tmp_path_factory):
 def test_run_folder_layout_and_summary(galad_run):
     run, r = galad_run
     assert run.name.startswith("demo__galad__s3__")
-    for name in ("config.json", "summary.json", "episodes.jsonl", "checkpoints/latest.pt"):
+    for name in ("config.json", "summary.json", "episodes.jsonl", "checkpoints/latest.pt", "profile.json"):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["episodes_total"] == 6  # 2 envs x 60 steps / 20-step episodes
+    profile = json.loads((run / "profile.json").read_text())
+    assert profile["steps"] == 60 and profile["sps"] > 0 and summary["sps"] == profile["sps"]
+    assert set(profile["phase_share"]) == {"candidates", "policy", "q_values", "update", "env", "bookkeeping"}
+    if sys.platform == "linux":  # learner + 2 env workers, each well over 10 MB resident
+        assert profile["peak_memory_mb"] > 30 and summary["peak_memory_mb"] == profile["peak_memory_mb"]
     assert "tensorboard --logdir" in r.stdout and "galad watch" in r.stdout
 
 
