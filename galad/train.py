@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ from galad.errors import ConfigError
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/latest.pt"
+
+
+class StopRequested(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, taken between two steps (a checkpoint taken inside a step would mix two steps)."""
 
 
 def resident_bytes(pids: list[int]) -> int | None:
@@ -187,6 +192,8 @@ class Trainer:
         self.seconds: dict[str, float] = defaultdict(float)
         """Wall seconds of each phase of :meth:`train_step` (candidates, policy, q_values, update, env,
         bookkeeping) in this process's life: where the time goes."""
+        self.stop_requested = False
+        """Set by a signal handler: the loop stops at the next step boundary, where a checkpoint is consistent."""
         self.peak_memory: int | None = None
         """Largest resident memory seen of this process and the env workers together, in bytes."""
         self.views = []
@@ -400,6 +407,8 @@ class Trainer:
         removed = total = 0
         with logging_redirect_tqdm():
             while self.step < cfg.steps:
+                if self.stop_requested:
+                    raise StopRequested
                 out = self.train_step()
                 removed += out["removed"]
                 total += out["total"]
@@ -487,17 +496,31 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         get_game(cfg.game).require_installed()  # fail before creating a run folder
         run = RunFolder.new(cfg, run_name)
     trainer = Trainer(cfg, run, resume=bool(resume))
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    handled = (signal.SIGINT, signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in handled} if main_thread else {}
+
+    def request_stop(signum, frame):
+        if trainer.stop_requested:  # a second Ctrl-C: stop now, the last periodic checkpoint stays
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+
+    for sig in previous:
+        signal.signal(sig, request_stop)
     try:
         summary = trainer.run_loop(progress)
-    except KeyboardInterrupt:
+    except StopRequested:
         trainer.save_checkpoint()
         log.warning("interrupted at step %d; checkpoint saved; continue with: galad train --resume %s",
                     trainer.step, run.path)
         raise
+    except KeyboardInterrupt:
+        log.warning("stopped inside step %d; continue from the last checkpoint with: galad train --resume %s",
+                    trainer.step, run.path)
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         trainer.close()
     return run.path, summary
 

@@ -1,6 +1,7 @@
 """The trainer on the demo game with test-double candidates and scorer: files, tags, determinism, resume."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -118,6 +119,38 @@ def test_sigkill_then_resume_loses_no_line(tmp_path):
     r = run_cli("train", "--agent", "drrn", "--steps", "120", "--run-dir", str(ref), "--seed", "2",
                 "--checkpoint-every", "20", *SMALL)
     assert lines(only_run(ref), 0) == lines(run, 0)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_the_process_group_checkpoints_then_resumes(tmp_path, sig):
+    """Ctrl-C in a terminal (SIGINT) or a scheduler's preemption (SIGTERM) reach the env workers too."""
+    root = tmp_path / "runs"
+    args = ["train", "--agent", "drrn", "--steps", "80", "--run-dir", str(root), "--seed", "2",
+            "--checkpoint-every", "1000", *SMALL]
+    proc = subprocess.Popen([sys.executable, str(HERE / "_train_stub.py"), *args], cwd=HERE.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    run = None
+    while time.time() < deadline and proc.poll() is None:
+        runs = [p for p in root.iterdir()] if root.exists() else []
+        if runs and (runs[0] / "transcripts" / "env0.jsonl").exists() and len(lines(runs[0])) >= 30:
+            run = runs[0]
+            break
+        time.sleep(0.2)
+    assert run is not None, "the run did not get going"
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "checkpoint saved" in err and "Traceback" not in err, err[-2000:]
+    done = len(lines(run))
+    assert 30 <= done < 80 and not (run / "summary.json").exists()
+    r = run_cli("train", "--resume", str(run), "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for env in (0, 1):
+        assert [json.loads(x)["step"] for x in lines(run, env)] == list(range(80))
+    ref = tmp_path / "ref"
+    r = run_cli(*[a if a != str(root) else str(ref) for a in args])
+    assert lines(only_run(ref), 0) == lines(run, 0)  # the interrupted run is the run without the interrupt
 
 
 def test_bad_input_one_line_exit_2_folder_untouched(tmp_path, galad_run):

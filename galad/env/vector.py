@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ def _view(env, obs, reward=0, terminated=False, truncated=False, info=None, with
 
 def _worker(conn, kwargs: dict, with_state: bool) -> None:  # pragma: no cover - runs in the child
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Ctrl-C in a terminal, or a scheduler's SIGTERM, reaches the whole process group: the learner still
+    # needs the env states for its last checkpoint, and closes the workers itself (EOF ends them too).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from galad.env.jiminy import JiminyEnv
 
     try:
