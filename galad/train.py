@@ -7,7 +7,7 @@ episode records.
 
 A run folder ``runs/{game}__{agent}__s{seed}__{YYYYmmdd-HHMMSS}/`` holds ``config.json``, the TensorBoard
 events, ``transcripts/env{i}.jsonl`` (one line per env step), ``episodes.jsonl`` (one line per finished
-episode), ``checkpoints/latest.pt``, ``profile.json`` (where the time went, env steps/s and peak memory of the learner and
+episode), ``checkpoints/latest.pt``, ``valid_cache.sqlite`` (the run's valid-action detections), ``profile.json`` (where the time went, env steps/s and peak memory of the learner and
 env workers together, for the last process that ran the run) and, written last, ``summary.json``.
 """
 
@@ -115,12 +115,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
 # --- building the pieces ------------------------------------------------------------------------------
 
 
-def make_candidate_source(cfg: TrainConfig, disk_cache: bool = True):
-    """The configured candidate source (valid actions: detections kept on disk unless ``disk_cache`` is off)."""
+def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False):
+    """The configured candidate source (valid actions: detections also kept in the file ``disk_cache``)."""
     if cfg.candidates == "valid":
         from galad.candidates.valid import ValidActionSource, ValidConfig
 
-        # detections on disk: the runs of a sweep (agents, seeds) share the states near their start
         return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
                                              disk_cache=disk_cache))
     from galad.candidates.lm import load_generator
@@ -161,6 +160,10 @@ class Trainer:
     """One training run (new or resumed)."""
 
     def __init__(self, cfg: TrainConfig, run: RunFolder, resume: bool = False, disk_cache: bool = True):
+        """``disk_cache``: keep the run's valid-action detections in ``<run>/valid_cache.sqlite``. A detection is
+        cached by world state, which leaves out the RNG, so which state was seen first decides what later
+        states get: kept with the run, a resumed run gets what the uninterrupted one would have, and no other
+        run (of a sweep, say) changes what this one sees."""
         import torch
         from torch.utils.tensorboard import SummaryWriter
 
@@ -183,7 +186,7 @@ class Trainer:
                             start_percentage=cfg.start_percentage, step_limit=cfg.episode_steps,
                             step_timeout=cfg.step_timeout)
         try:
-            self.source = make_candidate_source(cfg, disk_cache)
+            self.source = make_candidate_source(cfg, run.path / "valid_cache.sqlite" if disk_cache else False)
             self.policy = make_policy(cfg, self.pool)
         except BaseException:
             self.pool.close()

@@ -37,7 +37,7 @@ class KeywordScorer:
 def patch() -> None:
     import galad.train as train
 
-    train.make_candidate_source = lambda cfg, disk_cache=True: FixedCandidates()
+    train.make_candidate_source = lambda cfg, disk_cache=False: FixedCandidates()
     orig = train.make_policy
 
     def make_policy(cfg, pool):

@@ -129,6 +129,13 @@ def test_disk_cache_is_shared_by_sources_and_the_first_detection_wins(env, isola
     assert (again.actions, again.groups, again.signatures) == (det.actions, det.groups, det.signatures)
     with ValidActionSource(ValidConfig(workers=0, text_only="all", disk_cache=True)) as other:
         assert other._stored("demo", other.world_key(later)) is None  # other settings: not shared
+    # a file of its own (the trainer's per-run store): nothing from the shared file, and nothing leaks into it
+    own = isolated_home / "run" / "valid_cache.sqlite"
+    own.parent.mkdir()
+    with ValidActionSource(ValidConfig(workers=0, text_only="marked", disk_cache=own)) as mine:
+        assert mine._stored("demo", mine.world_key(later)) is None
+        mine.detect(later)
+        assert mine._stored("demo", mine.world_key(later)) is not None and own.is_file()
 
 
 @pytest.mark.realgames

@@ -115,10 +115,13 @@ class ValidConfig:
     """Skip, for the rest of this source's life, exact actions that once hung or halted the emulator."""
     cache_size: int = 4096
     """States whose results are kept in memory (LRU)."""
-    disk_cache: bool = False
-    """Also keep detections in ``<GALAD_HOME>/valid_cache.sqlite``, shared by processes and runs (keyed by
-    game, story file, these settings and :meth:`ValidActionSource.world_key`; the first detection stored
-    for a key is the one every run gets, so a rerun sees what the first run saw)."""
+    disk_cache: bool | str | Path = False
+    """Also keep detections in a SQLite file: ``True`` for ``<GALAD_HOME>/valid_cache.sqlite``, shared by
+    processes and runs, or a file's path (the trainer keeps one per run). Keyed by game, story file, these
+    settings and :meth:`ValidActionSource.world_key`; the first detection stored for a key is the one every
+    reader gets, so a rerun or a resumed run sees what the first saw. A world key leaves the RNG and timers
+    out, so a detection made in one run can differ from the one another run would make in "the same" world:
+    runs that must reproduce alone use a file of their own."""
     world_key: bool = True
     """Cache by the world state (:meth:`ValidActionSource.world_key`: object table, score, flags; not move
     counters or timers) so that revisited worlds hit during RL; False: by ``GameState.key()`` (RAM and
@@ -191,8 +194,9 @@ class ValidActionSource:
         if self.config.disk_cache:
             from galad.store import SqliteStore
 
-            self._db = SqliteStore(paths.galad_home() / "valid_cache.sqlite", "detections", ("scope",),
-                                   what="valid-action cache")
+            where = self.config.disk_cache
+            where = paths.galad_home() / "valid_cache.sqlite" if where is True else Path(where)
+            self._db = SqliteStore(where, "detections", ("scope",), what="valid-action cache")
 
     # --- protocol ---------------------------------------------------------------------------------
     def propose(self, states: Sequence[GameState]) -> list[list[str]]:
