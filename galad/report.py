@@ -179,7 +179,7 @@ def report(sweep_dir: str, out: str | None = None, last: int = 50) -> int:
                       *md, "", verdict(avg), "", versus_drrn(avg), ""])
     (dest / "results.md").write_text(text, encoding="utf-8")
     with (dest / "runs.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         w.writeheader()
         w.writerows(rows)
     with (dest / "table.csv").open("w", newline="", encoding="utf-8") as f:

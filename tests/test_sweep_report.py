@@ -80,7 +80,14 @@ def test_report_table_verdict_and_plots(tmp_path):
         write_run(root, "demo", "cmps", seed, 0, [(20, 4), (20, 4)])
         write_run(root, "demo", "galad", seed, 0, [(25, 1), (25, 1)])
         write_run(root, "demo", "drrn", seed, 0, [(20, 6), (20, 6)])
+    # a run's profile (env steps/s, peak memory) joins its row; runs without one get empty cells
+    (root / "demo__galad__s2__p0" / "profile.json").write_text(json.dumps({"sps": 7.5, "peak_memory_mb": 900}))
     assert report(str(root)) == 0
+    with (root / "report" / "runs.csv").open() as f:
+        import csv
+
+        csv_rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert csv_rows["demo__galad__s2__p0"]["peak_memory_mb"] == "900" and csv_rows["demo__cmps__s1__p0"]["sps"] == ""
     text = (root / "report" / "results.md").read_text()
     assert "GALAD beats CMPS" in text and "**average**" in text
     # completion 2 x 25 = 50 vs 40; immorality 1 vs 6
