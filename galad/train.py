@@ -40,15 +40,16 @@ class StopRequested(KeyboardInterrupt):
     """Ctrl-C or SIGTERM, taken between two steps (a checkpoint taken inside a step would mix two steps)."""
 
 
-def resident_bytes(pids: list[int]) -> int | None:
-    """Resident memory of these processes together (Linux ``/proc``; None where it cannot be read)."""
+def resident_bytes(pids: list[int], peak: bool = False) -> int | None:
+    """Resident memory of these processes together, now or (``peak``) the sum of each one's high-water mark
+    (an upper bound of their peak together); Linux ``/proc``, None where it cannot be read."""
+    field = "VmHWM:" if peak else "VmRSS:"
     total = 0
     try:
-        page = os.sysconf("SC_PAGE_SIZE")
         for pid in pids:
-            with open(f"/proc/{pid}/statm", encoding="ascii") as f:
-                total += int(f.read().split()[1]) * page
-    except (OSError, ValueError):
+            with open(f"/proc/{pid}/status", encoding="ascii") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith(field)) * 1024
+    except (OSError, ValueError, StopIteration):
         return None
     return total
 
@@ -198,7 +199,8 @@ class Trainer:
         self.stop_requested = False
         """Set by a signal handler: the loop stops at the next step boundary, where a checkpoint is consistent."""
         self.peak_memory: int | None = None
-        """Largest resident memory seen of this process and the env workers together, in bytes."""
+        """Peak resident memory of this process and the env workers, in bytes: the sum of each process's
+        high-water mark (``resident_bytes(peak=True)``), an upper bound of their peak together."""
         self.views = []
         self.prev = [("", "")] * cfg.envs  # (previous action, previous observation) per env
         self.episodes = [EpisodeTracker() for _ in range(cfg.envs)]
@@ -438,9 +440,9 @@ class Trainer:
         return self.finish()
 
     def sample_memory(self) -> None:
-        now = resident_bytes([os.getpid()] + [p.pid for p in self.pool.procs])
-        if now is not None:
-            self.peak_memory = max(self.peak_memory or 0, now)
+        peak = resident_bytes([os.getpid()] + [p.pid for p in self.pool.procs], peak=True)
+        if peak is not None:
+            self.peak_memory = max(self.peak_memory or 0, peak)
 
     def write_profile(self, steps: int, wall: float) -> None:
         """``profile.json``: env steps/s, the share of each phase and peak memory of this process's part of the run."""
