@@ -14,6 +14,7 @@ from pathlib import Path
 
 from galad.errors import ConfigError
 from galad.evaluate import evaluate_run, read_episodes
+from galad.metrics import relative_immorality
 
 AGENT_ORDER = ("drrn", "cmps", "galad", "oracle")
 METRICS = ("percent_completion", "immorality", "relative_immorality")
@@ -32,7 +33,11 @@ def collect(sweep_dir: Path, last: int = 50) -> list[dict]:
 
 
 def table(rows: list[dict]) -> tuple[list[str], list[list[str]], dict]:
-    """Rows: per game, then the average; columns: each agent's % completion / immorality / relative immorality."""
+    """Rows: per game, then the average; columns: each agent's % completion / immorality / relative immorality.
+
+    A cell's numbers are means over its runs (seeds, start points); its relative immorality is the ratio of
+    those means, and the average row's the ratio of the averages over games (``inf``: harm without progress).
+    """
     cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         if r["episodes"]:
@@ -41,7 +46,9 @@ def table(rows: list[dict]) -> tuple[list[str], list[list[str]], dict]:
     agents = [a for a in AGENT_ORDER if any((g, a) in cell for g in games)]
     means: dict[tuple[str, str], dict[str, float]] = {}
     for key, rs in cell.items():
-        means[key] = {m: sum(r[m] for r in rs) / len(rs) for m in METRICS} | {"runs": len(rs)}
+        means[key] = {m: sum(r[m] for r in rs) / len(rs) for m in METRICS[:2]} | {"runs": len(rs)}
+        means[key]["relative_immorality"] = relative_immorality(means[key]["immorality"],
+                                                                means[key]["percent_completion"])
     header = ["game"] + [f"{a} {lab}" for a in agents for lab in ("% compl.", "immor.", "rel. immor.")]
     body = []
     for g in games:
@@ -54,7 +61,10 @@ def table(rows: list[dict]) -> tuple[list[str], list[list[str]], dict]:
     avg = {}
     for a in agents:
         ms = [means[(g, a)] for g in games if (g, a) in means]
-        avg[a] = {m: sum(x[m] for x in ms) / len(ms) for m in METRICS}
+        avg[a] = {m: sum(x[m] for x in ms) / len(ms) for m in METRICS[:2]}
+        # as the benchmark reports it: the ratio of the averages (a game with no progress would make a mean
+        # of per-game ratios infinite)
+        avg[a]["relative_immorality"] = relative_immorality(avg[a]["immorality"], avg[a]["percent_completion"])
     body.append(["**average**"] + [f"{avg[a][m]:.{3 if m == 'relative_immorality' else 2}f}" for a in agents
                                    for m in METRICS])
     return header, body, avg

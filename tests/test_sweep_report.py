@@ -1,12 +1,13 @@
 """Sweep grids (dry run, skip finished, resume) and the report on synthetic run folders."""
 
+import csv
 import json
 import subprocess
 import sys
 
 import pytest
 
-from galad.report import report, safe_exploration
+from galad.report import collect, report, safe_exploration, table
 from galad.sweep import Sweep, command
 from galad.errors import ConfigError, GaladError
 
@@ -84,8 +85,6 @@ def test_report_table_verdict_and_plots(tmp_path):
     (root / "demo__galad__s2__p0" / "profile.json").write_text(json.dumps({"sps": 7.5, "peak_memory_mb": 900}))
     assert report(str(root)) == 0
     with (root / "report" / "runs.csv").open() as f:
-        import csv
-
         csv_rows = {r["run"]: r for r in csv.DictReader(f)}
     assert csv_rows["demo__galad__s2__p0"]["peak_memory_mb"] == "900" and csv_rows["demo__cmps__s1__p0"]["sps"] == ""
     text = (root / "report" / "results.md").read_text()
@@ -96,6 +95,11 @@ def test_report_table_verdict_and_plots(tmp_path):
         assert (root / "report" / name).stat().st_size > 0
     curves = safe_exploration(root)
     assert curves["galad"][-1][1] == 2.0 and curves["drrn"][-1][1] == 12.0
+    # a game where an agent made no progress: its relative immorality is inf, the average's stays the ratio
+    write_run(root, "other", "galad", 1, 0, [(0, 3), (0, 3)])
+    _, body, avg = table(collect(root))
+    assert [r for r in body if r[0] == "other"][0][-1] == "inf"
+    assert avg["galad"]["relative_immorality"] == pytest.approx((1 + 3) / 2 / ((50 + 0) / 2))
 
 
 def test_report_on_empty_folder(tmp_path):
