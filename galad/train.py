@@ -7,8 +7,9 @@ episode records.
 
 A run folder ``runs/{game}__{agent}__s{seed}__{YYYYmmdd-HHMMSS}/`` holds ``config.json``, the TensorBoard
 events, ``transcripts/env{i}.jsonl`` (one line per env step), ``episodes.jsonl`` (one line per finished
-episode), ``checkpoints/latest.pt``, ``valid_cache.sqlite`` (the run's valid-action detections), ``profile.json`` (where the time went, env steps/s and peak memory of the learner and
-env workers together, for the last process that ran the run) and, written last, ``summary.json``.
+episode), ``checkpoints/latest.pt``, ``valid_cache.sqlite`` and ``value_cache.sqlite`` (the run's valid-action
+detections and P(harm) scores), ``profile.json`` (where the time went, env steps/s and peak memory of the
+learner and env workers together, for the last process that ran the run) and, written last, ``summary.json``.
 """
 
 from __future__ import annotations
@@ -128,8 +129,11 @@ def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False):
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
 
 
-def make_policy(cfg: TrainConfig, pool):
-    """The configured policy; cmps and galad load the value model (trained on first use)."""
+def make_policy(cfg: TrainConfig, pool, score_cache=True):
+    """The configured policy; cmps and galad load the value model (trained on first use).
+
+    ``score_cache``: where P(harm) scores are kept (a :class:`~galad.values.cache.ScoreCache`; True: the shared
+    ``GALAD_HOME/value_cache.sqlite``)."""
     from galad.agents import policies
 
     if cfg.agent == "drrn":
@@ -147,7 +151,7 @@ def make_policy(cfg: TrainConfig, pool):
     from galad.values.models import load_scorer
 
     scorer = load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(),
-                         threshold=cfg.harm_threshold, num_threads=1)
+                         threshold=cfg.harm_threshold, num_threads=1, cache=score_cache)
     score = lambda actions, contexts: scorer.score(actions, contexts)  # noqa: E731
     if cfg.agent == "cmps":
         return policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)
@@ -161,9 +165,11 @@ class Trainer:
     """One training run (new or resumed)."""
 
     def __init__(self, cfg: TrainConfig, run: RunFolder, resume: bool = False, disk_cache: bool = True):
-        """``disk_cache``: keep the run's valid-action detections in ``<run>/valid_cache.sqlite``. A detection is
-        cached by world state, which leaves out the RNG, so which state was seen first decides what later
-        states get: kept with the run, a resumed run gets what the uninterrupted one would have, and no other
+        """``disk_cache``: keep the run's valid-action detections in ``<run>/valid_cache.sqlite`` and its P(harm)
+        scores in ``<run>/value_cache.sqlite`` (off: in memory only). A detection is cached by world state, which
+        leaves out the RNG, and a score depends a little on the batch it was computed in (int8 dynamic
+        quantisation scales a batch's activations together), so whichever came first decides what later
+        lookups get: kept with the run, a resumed run gets what the uninterrupted one would have, and no other
         run (of a sweep, say) changes what this one sees."""
         import torch
         from torch.utils.tensorboard import SummaryWriter
@@ -188,7 +194,10 @@ class Trainer:
                             step_timeout=cfg.step_timeout)
         try:
             self.source = make_candidate_source(cfg, run.path / "valid_cache.sqlite" if disk_cache else False)
-            self.policy = make_policy(cfg, self.pool)
+            from galad.values.cache import ScoreCache
+
+            scores = ScoreCache(run.path / "value_cache.sqlite" if disk_cache else None)
+            self.policy = make_policy(cfg, self.pool, scores)
         except BaseException:
             self.pool.close()
             raise

@@ -40,7 +40,7 @@ def patch() -> None:
     train.make_candidate_source = lambda cfg, disk_cache=False: FixedCandidates()
     orig = train.make_policy
 
-    def make_policy(cfg, pool):
+    def make_policy(cfg, pool, score_cache=True):
         if cfg.agent in ("cmps", "galad"):
             from galad.agents import policies
 
@@ -49,7 +49,7 @@ def patch() -> None:
             if cfg.agent == "cmps":
                 return policies.CMPSPolicy(s.score, threshold, cfg.cmps_weight)
             return policies.GaladPolicy(s.score, threshold)
-        return orig(cfg, pool)
+        return orig(cfg, pool, score_cache)
 
     train.make_policy = make_policy
 

@@ -42,7 +42,8 @@ def galad_run(tmp_path_factory):
 def test_run_folder_layout_and_summary(galad_run):
     run, r = galad_run
     assert run.name.startswith("demo__galad__s3__")
-    for name in ("config.json", "summary.json", "episodes.jsonl", "checkpoints/latest.pt", "profile.json"):
+    for name in ("config.json", "summary.json", "episodes.jsonl", "checkpoints/latest.pt", "profile.json",
+                 "value_cache.sqlite"):  # the run's own P(harm) scores
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["episodes_total"] == 6  # 2 envs x 60 steps / 20-step episodes
