@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/sweeps/quick}"
-galad sweep experiments/quick.toml --out "$out" --workers "${2:-1}"
+galad sweep experiments/quick.toml --out "$out" --workers "${2:-2}"
 galad report "$out" --out experiments/results/quick
