@@ -31,6 +31,22 @@ def lines(run: Path, env: int = 0) -> list[str]:
     return (run / "transcripts" / f"env{env}.jsonl").read_text().splitlines()
 
 
+def start_run(args, root: Path, min_lines: int, checkpointed: bool = False, **popen):
+    """Start ``galad train`` in the background; return it and its run folder once env 0 has ``min_lines`` lines
+    (and a checkpoint, with ``checkpointed``)."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "_train_stub.py"), *args], cwd=HERE.parent,
+                            stdout=subprocess.DEVNULL, **popen)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        runs = [p for p in root.iterdir()] if root.exists() else []
+        if runs and (runs[0] / "transcripts" / "env0.jsonl").exists() and len(lines(runs[0])) >= min_lines \
+                and (not checkpointed or (runs[0] / "checkpoints" / "latest.pt").exists()):
+            return proc, runs[0]
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the run did not get going")
+
+
 @pytest.fixture(scope="module")
 def galad_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
@@ -96,17 +112,7 @@ def test_sigkill_then_resume_loses_no_line(tmp_path):
     root = tmp_path / "runs"
     args = ["train", "--agent", "drrn", "--steps", "120", "--run-dir", str(root), "--seed", "2",
             "--checkpoint-every", "20", *SMALL]
-    proc = subprocess.Popen([sys.executable, str(HERE / "_train_stub.py"), *args], cwd=HERE.parent,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    run = None
-    while time.time() < deadline:
-        runs = [p for p in root.iterdir()] if root.exists() else []
-        if runs and (runs[0] / "checkpoints" / "latest.pt").exists() and len(lines(runs[0])) >= 50:
-            run = runs[0]
-            break
-        time.sleep(0.2)
-    assert run is not None, "the run did not get going"
+    proc, run = start_run(args, root, 50, checkpointed=True, stderr=subprocess.DEVNULL)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "summary.json").exists()
@@ -128,17 +134,7 @@ def test_signal_to_the_process_group_checkpoints_then_resumes(tmp_path, sig):
     root = tmp_path / "runs"
     args = ["train", "--agent", "drrn", "--steps", "80", "--run-dir", str(root), "--seed", "2",
             "--checkpoint-every", "1000", *SMALL]
-    proc = subprocess.Popen([sys.executable, str(HERE / "_train_stub.py"), *args], cwd=HERE.parent,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 240
-    run = None
-    while time.time() < deadline and proc.poll() is None:
-        runs = [p for p in root.iterdir()] if root.exists() else []
-        if runs and (runs[0] / "transcripts" / "env0.jsonl").exists() and len(lines(runs[0])) >= 30:
-            run = runs[0]
-            break
-        time.sleep(0.2)
-    assert run is not None, "the run did not get going"
+    proc, run = start_run(args, root, 30, stderr=subprocess.PIPE, text=True, start_new_session=True)
     os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
