@@ -41,15 +41,14 @@ class StopRequested(KeyboardInterrupt):
     """Ctrl-C or SIGTERM, taken between two steps (a checkpoint taken inside a step would mix two steps)."""
 
 
-def resident_bytes(pids: list[int], peak: bool = False) -> int | None:
-    """Resident memory of these processes together, now or (``peak``) the sum of each one's high-water mark
-    (an upper bound of their peak together); Linux ``/proc``, None where it cannot be read."""
-    field = "VmHWM:" if peak else "VmRSS:"
+def peak_resident_bytes(pids: list[int]) -> int | None:
+    """The sum of these processes' high-water marks of resident memory (an upper bound of their peak together);
+    Linux ``/proc``, None where it cannot be read."""
     total = 0
     try:
         for pid in pids:
             with open(f"/proc/{pid}/status", encoding="ascii") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith(field)) * 1024
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
     except (OSError, ValueError, StopIteration):
         return None
     return total
@@ -209,7 +208,7 @@ class Trainer:
         """Set by a signal handler: the loop stops at the next step boundary, where a checkpoint is consistent."""
         self.peak_memory: int | None = None
         """Peak resident memory of this process and the env workers, in bytes: the sum of each process's
-        high-water mark (``resident_bytes(peak=True)``), an upper bound of their peak together."""
+        high-water mark (:func:`peak_resident_bytes`), an upper bound of their peak together."""
         self.views = []
         self.prev = [("", "")] * cfg.envs  # (previous action, previous observation) per env
         self.episodes = [EpisodeTracker() for _ in range(cfg.envs)]
@@ -449,7 +448,7 @@ class Trainer:
         return self.finish()
 
     def sample_memory(self) -> None:
-        peak = resident_bytes([os.getpid()] + [p.pid for p in self.pool.procs], peak=True)
+        peak = peak_resident_bytes([os.getpid()] + [p.pid for p in self.pool.procs])
         if peak is not None:
             self.peak_memory = max(self.peak_memory or 0, peak)
 
