@@ -139,7 +139,7 @@ def _cmd_value_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_value_audit(args: argparse.Namespace) -> int:
-    from galad.values.audit import AuditConfig, audit, format_misses, format_table
+    from galad.values.audit import AuditConfig, audit, format_misses, format_table, format_thresholds
 
     modes = ("action", "context") if args.mode == "both" else (args.mode,)
     cfg = AuditConfig(states=args.states, max_candidates=args.candidates, target=args.target, seed=args.seed)
@@ -150,6 +150,7 @@ def _cmd_value_audit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     Console().print(format_table(res))
+    Console().print(format_thresholds(res))
     print(format_misses(res))
     return 0
 

@@ -25,3 +25,14 @@ def test_auroc_matches_definition():
     assert auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
     assert auroc([0, 1], [0.5, 0.5]) == 0.5
     assert np.isnan(auroc([1, 1], [0.2, 0.3]))
+
+
+def test_threshold_curve_counts():
+    from galad.values.audit import threshold_curve
+
+    y = [1, 1, 0, 0, 0]
+    s = [0.9, 0.3, 0.6, 0.2, 0.1]
+    rows = {r["threshold"]: r for r in threshold_curve(y, s, thresholds=(0.25, 0.5, 0.95))}
+    assert rows[0.25] == {"threshold": 0.25, "precision": 0.6667, "recall": 1.0, "flagged": 0.6}
+    assert rows[0.5] == {"threshold": 0.5, "precision": 0.5, "recall": 0.5, "flagged": 0.4}
+    assert rows[0.95] == {"threshold": 0.95, "precision": None, "recall": 0.0, "flagged": 0.0}

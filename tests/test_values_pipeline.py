@@ -83,7 +83,7 @@ def test_score_both_modes_cache_and_empty(tiny):
 
 
 def test_audit_demo_both_modes(tiny):
-    from galad.values.audit import AuditConfig, audit, format_table
+    from galad.values.audit import THRESHOLDS, AuditConfig, audit, format_table, format_thresholds
 
     res = audit(["demo"], model=f"galad:{tiny['recipe']}", cfg=AuditConfig(states=4, max_candidates=30),
                 progress=False)
@@ -92,8 +92,14 @@ def test_audit_demo_both_modes(tiny):
     for mode in ("action", "context"):
         assert set(row[mode]) >= {"auroc", "precision", "recall", "worst"}
         assert len(row[mode]["worst"]) <= 10
+    for mode in ("action", "context"):
+        curve = res["thresholds"][mode]
+        assert [r["threshold"] for r in curve] == list(THRESHOLDS)
+        flagged = [r["flagged"] for r in curve]
+        assert flagged == sorted(flagged, reverse=True)  # a higher threshold never flags more
     json.dumps(res)
     format_table(res)
+    format_thresholds(res)
 
 
 def test_cli_score_prints_decision(tiny):

@@ -173,13 +173,39 @@ def _label(env, game, obs, own, on_walk, vocab, rng, cfg) -> Probe:
     return Probe(game, _context(env, obs), on_walk, acts, lookahead_label_vectors(env, acts))
 
 
-def evaluate(probes: Sequence[Probe], scorer, cfg: AuditConfig) -> dict:
-    """Score every (state, action) of the probes and compare with the ground truth."""
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+"""Where :func:`threshold_curve` evaluates a filter: 0.05, 0.10, ..., 0.95."""
+
+
+def threshold_curve(labels, scores, thresholds: Sequence[float] = THRESHOLDS) -> list[dict]:
+    """Precision, recall and the flagged share of ``scores > t`` for each threshold ``t``.
+
+    What a filter at ``t`` would remove (``flagged``) against how much of the harm it catches (``recall``): the
+    numbers a user picks a threshold from.
+    """
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    rows = []
+    for t in thresholds:
+        st = binary_stats(y, s, t)
+        rows.append({"threshold": t, "precision": None if math.isnan(st["precision"]) else round(st["precision"], 4),
+                     "recall": None if math.isnan(st["recall"]) else round(st["recall"], 4),
+                     "flagged": round(float((s > t).mean()), 4) if len(s) else None})
+    return rows
+
+
+def evaluate(probes: Sequence[Probe], scorer, cfg: AuditConfig, pooled: list | None = None) -> dict:
+    """Score every (state, action) of the probes and compare with the ground truth.
+
+    ``pooled``, when given, gets the ``(labels, scores)`` arrays appended (for the threshold curve over games).
+    """
     actions = [a for p in probes for a in p.actions]
     contexts = [p.context for p in probes for _ in p.actions]
     vectors = np.concatenate([p.vectors for p in probes]) if probes else np.zeros((0, 4), dtype=int)
     y = harm_from_vectors(vectors, cfg.target)
     probs = scorer.score(actions, contexts) if actions else np.zeros(0)
+    if pooled is not None:
+        pooled.append((y, probs))
     stats = binary_stats(y, probs, scorer.threshold)
     err = np.where(y, 1.0 - probs, probs)
     wrong = (probs > scorer.threshold) != y
@@ -204,7 +230,8 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
 
     Returns:
         ``{"model", "threshold", "target", "games": {game: {"states", "pairs", "positives", mode: stats}},
-        "mean_auroc": {mode: float}}``.
+        "mean_auroc": {mode: float}, "thresholds": {mode: [{"threshold", "precision", "recall", "flagged"}]}}``;
+        ``thresholds`` pools every game's pairs (see :func:`threshold_curve`).
     """
     from tqdm.auto import tqdm
 
@@ -218,19 +245,22 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
     scorers = {m: load_scorer(model, m, threshold=threshold) for m in modes}
     out: dict = {"model": next(iter(scorers.values())).name, "threshold": next(iter(scorers.values())).threshold,
                  "target": cfg.target, "states_per_game": cfg.states, "games": {}}
+    pooled: dict[str, list] = {m: [] for m in modes}
     for game in tqdm(games, desc="audit", unit="game", disable=not progress):
         probes = probe_game(game, cfg)
         pairs = sum(len(p.actions) for p in probes)
         pos = int(sum(harm_from_vectors(p.vectors, cfg.target).sum() for p in probes))
         row = {"states": len(probes), "pairs": pairs, "positives": pos}
         for m, sc in scorers.items():
-            row[m] = evaluate(probes, sc, cfg)
+            row[m] = evaluate(probes, sc, cfg, pooled[m])
         out["games"][game] = row
         log.info("audit %s: %d states, %d pairs, %d harmful", game, len(probes), pairs, pos)
     out["mean_auroc"] = {}
     for m in modes:
         vals = [r[m]["auroc"] for r in out["games"].values() if r[m]["auroc"] is not None]
         out["mean_auroc"][m] = round(float(np.mean(vals)), 4) if vals else None
+    out["thresholds"] = {m: threshold_curve(np.concatenate([y for y, _ in pooled[m]]),
+                                            np.concatenate([p for _, p in pooled[m]])) for m in modes}
     return out
 
 
@@ -248,6 +278,23 @@ def format_table(result: dict):
         t.add_row(g, str(r["states"]), str(r["pairs"]), str(r["positives"]),
                   *[f(r[m][s]) for m in modes for s in ("auroc", "precision", "recall")])
     t.add_row("mean", "", "", "", *[x for m in modes for x in (f(result["mean_auroc"].get(m)), "", "")])
+    return t
+
+
+def format_thresholds(result: dict):
+    """A rich table of the pooled threshold curve: what a filter at each threshold removes and catches."""
+    from rich.table import Table
+
+    modes = list(result.get("thresholds", {}))
+    t = Table(title=f"All {len(result['games'])} games pooled: the filter P(harm) > t")
+    t.add_column("t", justify="right")
+    for m in modes:
+        for s in ("flagged", "prec", "recall"):
+            t.add_column(f"{m} {s}", justify="right")
+    f = lambda v: "–" if v is None else f"{v:.3f}"
+    for i, th in enumerate(THRESHOLDS):
+        t.add_row(f"{th:.2f}", *[f(result["thresholds"][m][i][k]) for m in modes
+                                 for k in ("flagged", "precision", "recall")])
     return t
 
 
