@@ -57,12 +57,13 @@ def evaluate_run(run_dir: str | Path, last: int = 50) -> dict:
 
 
 def _profile(run_dir: Path) -> dict:
-    """Env steps/s and peak memory from the run's ``profile.json`` (absent for an unfinished run)."""
+    """Env steps/s, peak memory and the value model from the run's ``profile.json`` (absent for an unfinished
+    run)."""
     try:
         p = json.loads((run_dir / "profile.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {"sps": p.get("sps"), "peak_memory_mb": p.get("peak_memory_mb")}
+    return {"sps": p.get("sps"), "peak_memory_mb": p.get("peak_memory_mb"), "value_model": p.get("value_model")}
 
 
 def evaluate(run_dirs: list[str], last: int = 50, as_json: bool = False) -> int:

@@ -153,8 +153,11 @@ def make_policy(cfg: TrainConfig, pool, score_cache=True):
                          threshold=cfg.harm_threshold, num_threads=1, cache=score_cache)
     score = lambda actions, contexts: scorer.score(actions, contexts)  # noqa: E731
     if cfg.agent == "cmps":
-        return policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)
-    return policies.GaladPolicy(score, scorer.threshold)
+        policy: policies.Policy = policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)
+    else:
+        policy = policies.GaladPolicy(score, scorer.threshold)
+    policy.value_model = scorer.name  # type: ignore[attr-defined]
+    return policy
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -363,8 +366,8 @@ class Trainer:
             f.flush()
         self.writer.flush()
         state = {
-            "game": self.cfg.game, "config": self.cfg.to_dict(), "step": self.step,
-            "network": self.agent.network.state_dict(), "optimizer": self.agent.optimizer.state_dict(),
+            "game": self.cfg.game, "config": self.cfg.to_dict(), "value_model": self.policy.value_model,
+            "step": self.step, "network": self.agent.network.state_dict(), "optimizer": self.agent.optimizer.state_dict(),
             "memory": self.agent.memory, "agent_rng": self.agent.rng.getstate(),
             "torch_generator": self.agent.generator.get_state(), "torch_rng": torch.get_rng_state(),
             "py_rng": random.getstate(), "np_rng": np.random.get_state(),
@@ -389,6 +392,11 @@ class Trainer:
             raise ConfigError(f"{self.run.checkpoint}: unreadable checkpoint ({exc})") from None
         if st.get("game") != self.cfg.game or st.get("config") != self.cfg.to_dict():
             raise ConfigError(f"{self.run.checkpoint} was written for another game or configuration")
+        if "value_model" in st and st["value_model"] != self.policy.value_model:
+            # the default model is trained into one folder per recipe name: a retrained or changed model would
+            # silently score the rest of the run differently
+            raise ConfigError(f"{self.run.path} was scored by value model {st['value_model']}, but it resolves to "
+                              f"{self.policy.value_model} now: resume with the same model")
         self.agent.network.load_state_dict(st["network"])
         self.agent.optimizer.load_state_dict(st["optimizer"])
         self.agent.memory = st["memory"]
@@ -461,6 +469,7 @@ class Trainer:
             "phase_share": {k: round(v / max(1e-9, wall), 3)
                             for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])},
             "peak_memory_mb": None if self.peak_memory is None else round(self.peak_memory / 2**20),
+            "value_model": self.policy.value_model,
         })
 
     def finish(self) -> dict:

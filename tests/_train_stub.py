@@ -3,6 +3,7 @@
 Run as a script it patches them in and calls the ``galad`` CLI (for subprocess tests).
 """
 
+import os
 import sys
 
 import numpy as np
@@ -47,8 +48,12 @@ def patch() -> None:
             s = KeywordScorer()
             threshold = cfg.harm_threshold if cfg.harm_threshold is not None else s.threshold
             if cfg.agent == "cmps":
-                return policies.CMPSPolicy(s.score, threshold, cfg.cmps_weight)
-            return policies.GaladPolicy(s.score, threshold)
+                policy = policies.CMPSPolicy(s.score, threshold, cfg.cmps_weight)
+            else:
+                policy = policies.GaladPolicy(s.score, threshold)
+            # the identity a real scorer reports; a test changes it to stand for a retrained model
+            policy.value_model = os.environ.get("GALAD_STUB_VALUE_MODEL", "keyword@1")
+            return policy
         return orig(cfg, pool, score_cache)
 
     train.make_policy = make_policy

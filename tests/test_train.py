@@ -185,6 +185,21 @@ def test_checkpoint_from_another_config_is_refused(tmp_path, galad_run):
     assert (other / "transcripts" / "env0.jsonl").read_bytes() == before
 
 
+def test_resume_with_another_value_model_is_refused(tmp_path, galad_run):
+    src, _ = galad_run
+    run = tmp_path / src.name
+    shutil.copytree(src, run)
+    (run / "summary.json").unlink()  # unfinished, so resumable
+    assert json.loads((run / "profile.json").read_text())["value_model"] == "keyword@1"
+    before = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*"))
+    r = subprocess.run([sys.executable, str(HERE / "_train_stub.py"), "train", "--resume", str(run)],
+                       capture_output=True, text=True, timeout=300, cwd=HERE.parent,
+                       env=dict(os.environ, GALAD_STUB_VALUE_MODEL="keyword@2"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "value model keyword@1" in r.stderr and "keyword@2" in r.stderr
+    assert sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*")) == before
+
+
 def test_evaluate_and_watch(galad_run, tmp_path):
     run, _ = galad_run
     r = run_cli("evaluate", str(run), "--json")

@@ -41,6 +41,9 @@ class Policy:
     """Base: unconstrained."""
 
     name = "drrn"
+    value_model: str | None = None
+    """Identity of the value model behind the scores (its cache name, e.g. ``minilm-commonsense@<hash>``);
+    None when no value model is used. A resumed run must score with the same one."""
 
     def restrict(self, contexts: Sequence[str], candidates: Sequence[list[str]]) -> list[Restriction]:
         return [Restriction(list(c), [0.0] * len(c), [None] * len(c)) for c in candidates]
