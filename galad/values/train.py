@@ -34,6 +34,11 @@ def models_dir() -> Path:
     return paths.galad_home() / "models"
 
 
+LONG_TEXT_TOKENS = 96
+"""Token limit of the held-out evaluation of long ETHICS scenarios (fixed, so the number stays comparable across
+recipes whatever their ``max_length``)."""
+
+
 def model_dir(name: str) -> Path:
     return models_dir() / name
 
@@ -69,7 +74,7 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from galad.values.hf import load_model, predict_proba, quantize_dynamic
+    from galad.values.hf import encode_pairs, load_model, predict_proba, quantize_dynamic
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -115,8 +120,8 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
                 if not group:
                     continue
                 if ctx:
-                    enc = tok([rows[i][0] for i in group], [rows[i][1] for i in group], padding=True,
-                              truncation="only_second", max_length=recipe.context_max_length, return_tensors="pt")
+                    enc = encode_pairs(tok, [rows[i][0] for i in group], [rows[i][1] for i in group],
+                                       recipe.context_max_length)
                 else:
                     enc = tok([rows[i][0] for i in group], padding=True, truncation=True,
                               max_length=recipe.max_length, return_tensors="pt")
@@ -141,7 +146,7 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
             continue
         long = "long" in name
         probs = predict_proba(tok, scorer_net, [e.text for e in exs], None, 64,
-                              recipe.context_max_length if long else recipe.max_length)
+                              LONG_TEXT_TOKENS if long else recipe.max_length)
         stats = binary_stats([e.label for e in exs], probs, recipe.threshold)
         results[name] = {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
                          for k, v in stats.items()}
