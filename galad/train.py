@@ -156,7 +156,7 @@ def make_policy(cfg: TrainConfig, pool, score_cache=True):
         policy: policies.Policy = policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)
     else:
         policy = policies.GaladPolicy(score, scorer.threshold)
-    policy.value_model = scorer.name  # type: ignore[attr-defined]
+    policy.value_model = scorer.name
     return policy
 
 

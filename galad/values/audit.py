@@ -187,10 +187,11 @@ def threshold_curve(labels, scores, thresholds: Sequence[float] = THRESHOLDS) ->
     s = np.asarray(scores, dtype=float)
     rows = []
     for t in thresholds:
-        st = binary_stats(y, s, t)
-        rows.append({"threshold": t, "precision": None if math.isnan(st["precision"]) else round(st["precision"], 4),
-                     "recall": None if math.isnan(st["recall"]) else round(st["recall"], 4),
-                     "flagged": round(float((s > t).mean()), 4) if len(s) else None})
+        flag = s > t
+        tp, n_flag, n_pos = int((flag & y).sum()), int(flag.sum()), int(y.sum())
+        rows.append({"threshold": t, "precision": round(tp / n_flag, 4) if n_flag else None,
+                     "recall": round(tp / n_pos, 4) if n_pos else None,
+                     "flagged": round(n_flag / len(s), 4) if len(s) else None})
     return rows
 
 
