@@ -240,10 +240,12 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
     cfg = DistillConfig(generator=args.generator, value_model=args.value_model, context_mode=args.context_mode,
                         threshold=args.threshold, mode=args.mode, mine_states=args.mine_states,
-                        games=args.games or None, holdout=args.holdout, eval_states_per_game=args.eval_states, k=args.k,
-                        out=args.out, finetune=_lm_finetune_cfg(args))
+                        control=args.control, games=args.games or None, holdout=args.holdout,
+                        eval_states_per_game=args.eval_states, k=args.k, out=args.out,
+                        evaluate_before=not args.no_eval_before, finetune=_lm_finetune_cfg(args))
     card = distill(cfg)
-    print(f"distilled with {card['value_model']} (threshold {card['threshold']}): dropped "
+    what = "control (value model ignored)" if card["config"]["control"] else "distilled"
+    print(f"{what} with {card['value_model']} (threshold {card['threshold']}): dropped "
           f"{card['pairs']['flagged']}/{card['pairs']['total']} walkthrough pairs, "
           f"{card.get('negatives', {}).get('flagged', 0)} negatives mined -> {card['out']}")
     _print_lm_metrics(card)
@@ -411,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--threads", type=int, default=2, help="torch threads")
         sp.add_argument("--out", metavar="DIR", help="output folder (default: in GALAD_HOME/lm)")
+        sp.add_argument("--no-eval-before", action="store_true", help="skip measuring the starting model")
 
     lp = sub.add_parser("lm", help="the CALM-style action generator: train, bench")
     lsub = lp.add_subparsers(dest="lm_command", required=True, metavar="SUBCOMMAND")
@@ -418,7 +421,6 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--base", default=None,
                     help="starting model: hub id (gpt2), folder, or none for the offline SmolLM2-135M")
     lm_train_args(lt, 400)
-    lt.add_argument("--no-eval-before", action="store_true", help="skip measuring the starting model")
     lt.set_defaults(func=_cmd_lm_train)
     lb = lsub.add_parser("bench", help="states/s for k candidates, uncached and cached; shared prefill vs generate")
     lb.add_argument("--model", default="trained", help="base, trained, distilled, a folder or a hub id")
@@ -438,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsp.add_argument("--mode", choices=["drop", "downweight"], default="drop", help="flagged walkthrough pairs")
     dsp.add_argument("--mine-states", type=int, default=60, metavar="N",
                      help="training states whose own candidates are scored for negatives")
+    dsp.add_argument("--control", action="store_true",
+                     help="the same fine-tuning with the value model's judgement left out (nothing dropped, no "
+                          "negatives): what the extra training alone does")
     lm_train_args(dsp, 300)
     dsp.set_defaults(func=_cmd_distill)
 

@@ -137,6 +137,8 @@ def test_train_generate_distill_on_demo(home):
     ev = eval_states(["demo"], 4)
     res = evaluate(gen, ev, scorer=KeywordScorer(), progress=False)
     assert res["states"] == 4 and 0.0 <= res["harm_gt_others"] <= 1.0 and "harm_vm" in res
+    total = res["states"] * res["candidates_per_state"]
+    assert len(res["harmful_others"]) == round(res["harm_gt_others"] * total)
     with pytest.raises(LMError, match="galad distill"):
         from galad.candidates.lm import LMGenerator as G
 
@@ -150,6 +152,16 @@ def test_train_generate_distill_on_demo(home):
     g2 = load_generator("demo", "galad", k=10)
     assert "distilled" in g2.name
     assert all(len(c) <= 10 for c in g2.propose([s for s in ev.states]))
+
+    # the control: the same fine-tuning without the value model's judgement, in its own folder
+    distilled_weights = (lm_dir() / "galad-lm-distilled" / "model.safetensors").read_bytes()
+    ccard = distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], eval_states_per_game=4, k=10,
+                                  mine_states=6, control=True, evaluate_before=False, finetune=ft),
+                    scorer=KeywordScorer(), progress=False)
+    assert ccard["pairs"]["flagged"] == 0 and "negatives" not in ccard and "before" not in ccard
+    assert "after" in ccard and "summary" not in ccard
+    assert ccard["out"].endswith("galad-lm-distill-control")
+    assert (lm_dir() / "galad-lm-distilled" / "model.safetensors").read_bytes() == distilled_weights
 
 
 def test_load_generator_missing_says_which_command(home):

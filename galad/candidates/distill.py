@@ -27,6 +27,9 @@ from galad.candidates.lm_train import Example, FinetuneConfig, GameSplitConfig, 
 
 log = logging.getLogger(__name__)
 
+CONTROL_NAME = "galad-lm-distill-control"
+"""Cache folder of ``galad distill --control`` (never loaded by the trainer)."""
+
 
 @dataclass
 class DistillConfig(GameSplitConfig):
@@ -46,8 +49,12 @@ class DistillConfig(GameSplitConfig):
     """Loss weight of flagged pairs in ``downweight`` mode."""
     mine_states: int = 60
     """Training states whose generated candidates are scored for negatives (0: none)."""
+    control: bool = False
+    """The control experiment: the same fine-tuning with the value model's judgement left out (no pair
+    dropped, no negatives mined), so a before/after difference can be told apart from the extra training."""
     out: str | None = None
-    """Output folder (default ``<GALAD_HOME>/lm/galad-lm-distilled``)."""
+    """Output folder (default ``<GALAD_HOME>/lm/galad-lm-distilled``; a control goes to
+    ``<GALAD_HOME>/lm/galad-lm-distill-control``)."""
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_examples=300))
     """Optimisation settings (positives sampled as in ``galad lm train``)."""
 
@@ -87,17 +94,20 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
                        num_threads=ft.num_threads)
     eval_games = hold if cfg.eval_games is None else cfg.eval_games
     ev = eval_states(eval_games, cfg.eval_states_per_game) if eval_games else None
-    card: dict = {"name": DISTILLED_NAME, "generator": cfg.generator, "value_model": getattr(scorer, "name", "?"),
-                  "threshold": threshold, "train_games": train_games, "holdout": hold, "eval_games": eval_games,
+    card: dict = {"name": CONTROL_NAME if cfg.control else DISTILLED_NAME, "generator": cfg.generator,
+                  "value_model": getattr(scorer, "name", "?"), "threshold": threshold, "train_games": train_games, "holdout": hold, "eval_games": eval_games,
                   "config": asdict(cfg)}
-    if ev is not None:
+    if ev is not None and cfg.evaluate_before:
         card["before"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
                                   progress=progress)
         log.info("before: %s", card["before"])
 
     # 1. walkthrough pairs: drop or down-weight what the value model flags
     pairs = sample_pairs(train_games, ft.max_examples, ft.seed)
-    flags = _flags(scorer, [p.action for p in pairs], [p.obs for p in pairs], threshold)
+    if cfg.control:
+        flags = np.zeros(len(pairs), dtype=bool)
+    else:
+        flags = _flags(scorer, [p.action for p in pairs], [p.obs for p in pairs], threshold)
     examples: list[Example] = []
     for p, bad in zip(pairs, flags):
         if not bad:
@@ -109,7 +119,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
 
     # 2. negatives: the generator's own flagged candidates on training states
     negatives: list[Example] = []
-    if cfg.mine_states > 0:
+    if cfg.mine_states > 0 and not cfg.control:
         mine = sample_pairs(train_games, cfg.mine_states, ft.seed + 1)
         gen = LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model)
         from tqdm.auto import tqdm
@@ -134,13 +144,14 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     if ev is not None:
         card["after"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
                                  progress=progress)
+    if "before" in card and "after" in card:
         b, a = card["before"], card["after"]
         card["summary"] = {
             "harm_gt_ratio": a["harm_gt_others"] / b["harm_gt_others"] if b["harm_gt_others"] else None,
             "harm_vm_ratio": a["harm_vm"] / b["harm_vm"] if b.get("harm_vm") else None,
             "recall@30_lost_rel": 1 - a["recall@30"] / b["recall@30"] if b["recall@30"] else None,
         }
-    out = Path(cfg.out) if cfg.out else lm_dir() / DISTILLED_NAME
+    out = Path(cfg.out) if cfg.out else lm_dir() / card["name"]
     atomic_save(model, tokenizer, out, card)
     card["out"] = str(out)
     return card

@@ -173,7 +173,9 @@ def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=
         progress: tqdm bar.
 
     Returns:
-        ``{"states", "candidates_per_state", "recall@k"..., "harm_vm", "harm_gt_others", "harm_gt_any"}``.
+        ``{"states", "candidates_per_state", "recall@k"..., "harm_vm", "harm_gt_others", "harm_gt_any",
+        "harmful_others"}`` (the last: each candidate harmful to others by ground truth, with its game and
+        P(harm)).
     """
     from tqdm.auto import tqdm
 
@@ -188,6 +190,7 @@ def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=
         hits = [normalise_action(t) in {normalise_action(c) for c in cs[:k]} for cs, t in zip(cands, ev.targets)]
         out[f"recall@{k}"] = float(np.mean(hits)) if hits else 0.0
     total = sum(len(c) for c in cands)
+    p = None
     if scorer is not None and total:
         acts = [a for cs in cands for a in cs]
         ctxs = [s.obs for s, cs in zip(ev.states, cands) for _ in cs]
@@ -196,6 +199,8 @@ def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=
     if lookahead and total:
         envs: dict[str, JiminyEnv] = {}
         bad_o = bad_any = 0
+        harmful: list[dict] = []  # what the ground truth calls harmful to others, with the value model's view
+        j = 0
         try:
             for s, cs in tqdm(list(zip(ev.states, cands)), desc="lookahead", disable=not progress, unit="state"):
                 env = envs.get(s.game)
@@ -203,13 +208,18 @@ def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=
                     env = envs[s.game] = JiminyEnv(s.game, seed=1, step_timeout=2.0)
                     env.reset()
                 env.set_state(s.engine_state)
-                for r in env.lookahead(list(cs)):
+                for a, r in zip(cs, env.lookahead(list(cs))):
                     v = r["label_vector_sum"]
                     bad_o += v[0] > 0
                     bad_any += (v[0] + v[1]) > 0
+                    if v[0] > 0:
+                        harmful.append({"game": s.game, "action": a,
+                                        "p_harm": round(float(p[j]), 3) if p is not None else None})
+                    j += 1
         finally:
             for env in envs.values():
                 env.close()
         out["harm_gt_others"] = bad_o / total
         out["harm_gt_any"] = bad_any / total
+        out["harmful_others"] = harmful
     return out

@@ -74,6 +74,8 @@ class GameSplitConfig:
     """Held-out states per game."""
     k: int = 30
     """Candidates per state when evaluating."""
+    evaluate_before: bool = True
+    """Also measure the starting generator (for the before/after table)."""
 
 
 @dataclass
@@ -84,8 +86,6 @@ class LMTrainConfig(GameSplitConfig):
     """Generator to start from: None = the offline SmolLM2-135M base; a hub id (``gpt2``) or folder."""
     out: str | None = None
     """Output folder (default ``<GALAD_HOME>/lm/galad-lm``)."""
-    evaluate_before: bool = True
-    """Also measure the starting generator (for the before/after table)."""
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     """Optimisation settings."""
 

@@ -1,0 +1,54 @@
+"""The table of experiments/distill_table.sh: before / distilled / control, from the two generators' cards.
+
+Usage: python experiments/distill_report.py OUT_DIR   (writes OUT_DIR/README.md, prints the table)
+"""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from galad.candidates.distill import CONTROL_NAME
+from galad.candidates.lm import DISTILLED_NAME, lm_dir
+from galad.candidates.lm_train import read_card
+
+
+def row(name: str, m: dict, base: dict) -> str:
+    n = round(m["states"] * m["candidates_per_state"])
+    ratio = m["harm_gt_others"] / base["harm_gt_others"] if base["harm_gt_others"] else float("nan")
+    lost = 1 - m["recall@30"] / base["recall@30"] if base["recall@30"] else float("nan")
+    return (f"| {name} | {m['recall@30']:.3f} | {lost:+.1%} | {m['harm_vm']:.4f} | "
+            f"{m['harm_gt_others']:.4f} ({len(m['harmful_others'])} of {n}) | {ratio:.2f} | {m['harm_gt_any']:.4f} |")
+
+
+def main(out: Path) -> None:
+    d, c = read_card(lm_dir() / DISTILLED_NAME), read_card(lm_dir() / CONTROL_NAME)
+    if d is None or c is None or "before" not in d:
+        sys.exit("run experiments/distill_table.sh first (no distilled generator, control or before/after metrics)")
+    b = d["before"]
+    lines = [
+        f"Value model `{d['value_model']}`, threshold {d['threshold']}; held-out games: {', '.join(d['eval_games'])};"
+        f" {b['states']} walkthrough states x {round(b['candidates_per_state'])} candidates.",
+        f"Distillation dropped {d['pairs']['flagged']} of {d['pairs']['total']} walkthrough pairs and mined "
+        f"{d.get('negatives', {}).get('flagged', 0)} flagged candidates of {d.get('negatives', {}).get('candidates', 0)}"
+        f" as negatives.",
+        "",
+        "| generator | recall@30 | recall lost (rel.) | harmful by value model | harmful to others (ground truth) |"
+        " vs before | any bad label |",
+        "|---|---|---|---|---|---|---|",
+        row("trained (before)", b, b), row("distilled", d["after"], b), row("control (value model left out)",
+                                                                              c["after"], b),
+        "",
+    ]
+    for name, m in (("trained", b), ("distilled", d["after"]), ("control", c["after"])):
+        top = Counter((h["game"], h["action"], h["p_harm"]) for h in m["harmful_others"]).most_common(12)
+        lines.append(f"Harmful to others, {name}: " + ", ".join(f"{g}: `{a}` ({p}) x{k}" for (g, a, p), k in top))
+        lines.append("")
+    text = "\n".join(lines)
+    (out / "README.md").write_text("# Action distillation against its control\n\nReproduce: "
+                                   "`experiments/distill_table.sh`\n\n" + text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/results/distill"))
