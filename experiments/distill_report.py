@@ -3,7 +3,6 @@
 Usage: python experiments/distill_report.py OUT_DIR   (writes OUT_DIR/README.md, prints the table)
 """
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,15 +25,15 @@ def main(out: Path) -> None:
     if d is None or c is None or "before" not in d:
         sys.exit("run experiments/distill_table.sh first (no distilled generator, control or before/after metrics)")
     b = d["before"]
+    neg = d.get("negatives", {})
     lines = [
-        f"Value model `{d['value_model']}`, threshold {d['threshold']}; held-out games: {', '.join(d['eval_games'])};"
-        f" {b['states']} walkthrough states x {round(b['candidates_per_state'])} candidates.",
-        f"Distillation dropped {d['pairs']['flagged']} of {d['pairs']['total']} walkthrough pairs and mined "
-        f"{d.get('negatives', {}).get('flagged', 0)} flagged candidates of {d.get('negatives', {}).get('candidates', 0)}"
-        f" as negatives.",
+        (f"Value model `{d['value_model']}`, threshold {d['threshold']}; held-out games: {', '.join(d['eval_games'])};"
+         f" {b['states']} walkthrough states x {round(b['candidates_per_state'])} candidates."),
+        (f"Distillation dropped {d['pairs']['flagged']} of {d['pairs']['total']} walkthrough pairs and mined "
+         f"{neg.get('flagged', 0)} flagged candidates of {neg.get('candidates', 0)} as negatives."),
         "",
-        "| generator | recall@30 | recall lost (rel.) | harmful by value model | harmful to others (ground truth) |"
-        " vs before | any bad label |",
+        ("| generator | recall@30 | recall lost (rel.) | harmful by value model | harmful to others (ground truth) |"
+         " vs before | any bad label |"),
         "|---|---|---|---|---|---|---|",
         row("trained (before)", b, b), row("distilled", d["after"], b), row("control (value model left out)",
                                                                               c["after"], b),
