@@ -31,6 +31,7 @@ import numpy as np
 from galad.config import TrainConfig, load_json_config
 from galad.env.registry import get_game
 from galad.errors import ConfigError
+from galad.values.base import scene_context
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ class Trainer:
         candidates = self.source.propose(states)
         candidates = [c or ["look"] for c in candidates]  # a state with no candidate still needs an action
         lap("candidates")
-        restrictions = self.policy.restrict([s.obs for s in states], candidates)
+        restrictions = self.policy.restrict([scene_context(s.obs, s.look) for s in states], candidates)
         lap("policy")
         enc = [self._encode(v) for v in self.views]
         act_ids = [self.tokenizer.encode_batch(r.kept) for r in restrictions]
@@ -516,6 +517,12 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
     else:
         cfg.validate()
         get_game(cfg.game).require_installed()  # fail before creating a run folder
+        if cfg.agent in ("cmps", "galad"):
+            from galad.values.models import trained_games
+
+            if cfg.game in trained_games(cfg.value_model or None):
+                raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
+                                  f"pick one that holds {cfg.game} out (the default does)")
         run = RunFolder.new(cfg, run_name)
     trainer = Trainer(cfg, run, resume=bool(resume))
     handled = (signal.SIGINT, signal.SIGTERM)

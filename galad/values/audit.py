@@ -18,11 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from galad.values.base import ContextMode
+from galad.values.base import SHORT_OBSERVATION, ContextMode, scene_context
 from galad.values.metrics import binary_stats
 from galad.values.oracle import harm_from_vectors, lookahead_label_vectors
 
 log = logging.getLogger(__name__)
+
+DEV_GAMES = ("zork2", "sorcerer", "wishbringer", "witness", "starcross", "infidel")
+"""Games the value-model recipes and settings are chosen on (``galad value audit``)."""
+TEST_GAMES = ("zork1", "zork3", "enchanter", "deadline", "planetfall", "lurkinghorror")
+"""Games the audit reports and no choice uses; with :data:`DEV_GAMES` and the demo, never trained on."""
 
 TRANSITIVE_VERBS = (
     "take", "drop", "open", "close", "eat", "drink", "attack", "kill", "hit", "kick", "break", "burn", "push",
@@ -67,6 +72,9 @@ class Probe:
     on_walkthrough: bool
     actions: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None
+    baseline: np.ndarray | None = None
+    """Label-vector sum of a turn doing nothing (``look``) in the same state: what fires whatever the player
+    types (a timed event of the game), to tell an action's own harm from the clock's."""
 
 
 class _Vocab:
@@ -121,10 +129,8 @@ def candidates(env, vocab: _Vocab, obs: str, own: str | None, rng: random.Random
 
 
 def _context(env, obs: str) -> str:
-    obs = " ".join(obs.split())
-    if len(obs) >= 80:
-        return obs
-    return " ".join((_peek(env, "look") + " " + obs).split())
+    short = len(" ".join(obs.split())) < SHORT_OBSERVATION
+    return scene_context(obs, _peek(env, "look") if short else "")
 
 
 def probe_game(game: str, cfg: AuditConfig) -> list[Probe]:
@@ -170,7 +176,8 @@ def probe_game(game: str, cfg: AuditConfig) -> list[Probe]:
 
 def _label(env, game, obs, own, on_walk, vocab, rng, cfg) -> Probe:
     acts = candidates(env, vocab, obs, own, rng, cfg.max_candidates)
-    return Probe(game, _context(env, obs), on_walk, acts, lookahead_label_vectors(env, acts))
+    vectors = lookahead_label_vectors(env, acts + ["look"])
+    return Probe(game, _context(env, obs), on_walk, acts, vectors[:-1], vectors[-1])
 
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -244,8 +251,13 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
     for g in games:
         get_game(g).require_installed()  # fail before any training or scoring
     scorers = {m: load_scorer(model, m, threshold=threshold) for m in modes}
-    out: dict = {"model": next(iter(scorers.values())).name, "threshold": next(iter(scorers.values())).threshold,
-                 "target": cfg.target, "states_per_game": cfg.states, "games": {}}
+    first = next(iter(scorers.values()))
+    seen = sorted(set(games) & set(getattr(first, "trained_games", ())))
+    if seen:
+        log.warning("%s was trained on the annotations of %s: their audit rows measure fit, not transfer",
+                    first.name, ", ".join(seen))
+    out: dict = {"model": first.name, "threshold": first.threshold, "target": cfg.target,
+                 "states_per_game": cfg.states, "games": {}, "trained_on": seen}
     pooled: dict[str, list] = {m: [] for m in modes}
     for game in tqdm(games, desc="audit", unit="game", disable=not progress):
         probes = probe_game(game, cfg)

@@ -9,6 +9,18 @@ import numpy as np
 
 ContextMode = Literal["action", "context"]
 
+SHORT_OBSERVATION = 80
+"""Characters under which an observation ("Taken.") says too little about the scene on its own."""
+
+
+def scene_context(obs: str, look: str = "") -> str:
+    """What a contextual scorer reads with an action: the observation, after the room's description (``look``)
+    when the observation is short. The trainer, the audit and the game-grounded training rows all use it."""
+    obs = " ".join(obs.split())
+    if len(obs) >= SHORT_OBSERVATION or not look:
+        return obs
+    return " ".join((look + " " + obs).split())
+
 
 @runtime_checkable
 class HarmScorer(Protocol):

@@ -94,6 +94,11 @@ def check_data(recipe: Recipe, data_dir: Path | None = None) -> None:
         need += [(f"{SOCIAL_CHEM}/{f}", f"Social-Chem-101 {f}") for f in _SC_FILES]
     for rel, what in need:
         _require(root / rel, what)
+    if recipe.data.games:
+        from galad.env.registry import get_game
+
+        for g in recipe.data.games:
+            get_game(g).require_installed()
 
 
 def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Example], dict[str, list[Example]]]:
@@ -167,6 +172,11 @@ def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Exam
         train["social_chem"] = tr[: mix.social_chem_limit]
         evals["social_chem_heldout"] = ev
 
+    # game-grounded rows: the annotated games' own ground truth, always with their observation as context
+    if mix.games:
+        train["jiminy_games"] = grounded_examples(mix.games, mix.game_states, mix.game_candidates,
+                                                  mix.game_negatives_per_positive, recipe.seed)
+
     out: list[Example] = []
     for exs in train.values():
         if mix.limit_per_source is not None:
@@ -176,6 +186,34 @@ def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Exam
         evals = {k: random.Random(k).sample(v, min(len(v), mix.eval_limit)) for k, v in evals.items()}
     rng.shuffle(out)
     return out, evals
+
+
+def grounded_examples(games: list[str], states: int, candidates: int, negatives_per_positive: float,
+                      seed: int = 0) -> list[Example]:
+    """Game-grounded training rows: (observation, action) pairs of the annotated games, labelled harmful when the
+    action fires more harm-to-others markers than a turn of ``look`` in the same state (a marker that fires
+    whatever the player types is the game's clock, not the action). Harmless rows are subsampled to
+    ``negatives_per_positive`` per harmful one.
+
+    Raises:
+        GameNotInstalledError: a game is not installed.
+    """
+    from galad.env.registry import get_game
+    from galad.values.audit import AuditConfig, probe_game
+
+    for g in games:  # all missing games fail before any is played
+        get_game(g).require_installed()
+    rng = random.Random(f"{seed}:games")
+    pos: list[Example] = []
+    neg: list[Example] = []
+    for game in games:
+        for p in probe_game(game, AuditConfig(states=states, max_candidates=candidates, seed=seed)):
+            base = int(p.baseline[0]) if p.baseline is not None else 0
+            for a, v in zip(p.actions, p.vectors):
+                harmful = int(v[0]) > base
+                (pos if harmful else neg).append(Example(action_text(a), int(harmful), f"game:{game}", p.context))
+    rng.shuffle(neg)
+    return pos + neg[: round(negatives_per_positive * len(pos))]
 
 
 def context_pool(data_dir: Path | None = None, limit: int = 5000, seed: int = 0) -> list[str]:

@@ -120,12 +120,14 @@ class HFScorer:
         quantize: int8 dynamic quantisation of linear layers (about 1.6x faster on CPU).
         cache: a :class:`ScoreCache`, or None for no caching.
         num_threads: torch threads (None: leave torch's setting).
+        trained_games: games whose own annotations the model was trained on (evaluating it there is leakage).
     """
 
     def __init__(self, model: str, context_mode: ContextMode = "action", threshold: float = 0.5,
                  name: str | None = None, base: str | None = None, max_length: int = 48,
                  context_max_length: int = 128, batch_size: int = 64, quantize: bool = False,
-                 cache: ScoreCache | None = None, num_threads: int | None = None, tokenizer=None, net=None):
+                 cache: ScoreCache | None = None, num_threads: int | None = None, tokenizer=None, net=None,
+                 trained_games: tuple[str, ...] = ()):
         if context_mode not in ("action", "context"):
             raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
         import torch
@@ -140,6 +142,7 @@ class HFScorer:
         self.context_max_length = context_max_length
         self.batch_size = batch_size
         self.cache = cache
+        self.trained_games = tuple(trained_games)
         if net is None:
             tokenizer, net = load_model(self.model, base=base)
         if quantize:

@@ -69,9 +69,25 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
                         threshold=card["threshold"] if threshold is None else threshold,
                         max_length=card["max_length"], context_max_length=card["context_max_length"],
                         quantize=card.get("quantize", False) if quantize is None else quantize,
-                        cache=cache, num_threads=num_threads, batch_size=batch_size)
+                        cache=cache, num_threads=num_threads, batch_size=batch_size,
+                        trained_games=trained_games(str(folder)))
     return HFScorer(model, context_mode=context_mode, threshold=0.5 if threshold is None else threshold,
                     base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size)
+
+
+def trained_games(model: str | None = None) -> tuple[str, ...]:
+    """Games whose own annotations a value model spec was trained on (from its card, or for one of our recipes
+    not trained yet, from the recipe); empty for models we did not train."""
+    from galad.values.recipe import load_recipe
+    from galad.values.train import model_dir, read_card
+
+    if model is None or model.startswith("galad:") or model.endswith(".toml"):
+        recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
+        card = read_card(model_dir(recipe.name))
+        return tuple(card["recipe"]["data"].get("games", ())) if card else tuple(recipe.data.games)
+    folder = Path(model).expanduser()
+    card = read_card(folder) if folder.is_dir() else None
+    return tuple(card.get("recipe", {}).get("data", {}).get("games", ())) if card else ()
 
 
 def score_text(actions: list[str], context: str | None = None, model: str | None = None,

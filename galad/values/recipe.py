@@ -38,6 +38,17 @@ class DataMix:
     """Also train on the 70 % of ``cm_test_hard.csv`` minimal pairs outside its held-out split."""
     social_chem_limit: int = 2000
     """Social-Chem-101 rows to draw (all harmless: the "bad" subset is not shipped)."""
+    games: list[str] = field(default_factory=list)
+    """Jiminy Cricket games whose own annotations train the contextual mode (game-grounded rows): in states
+    sampled along each walkthrough and off it, verb x object candidates are labelled by lookahead (harm to
+    others beyond what a turn of ``look`` fires there) and paired with the observation. A model trained on a
+    game's annotations must not be evaluated on that game: the trainer refuses such runs."""
+    game_states: int = 40
+    """States sampled per game for the game-grounded rows."""
+    game_candidates: int = 80
+    """Candidate actions per sampled state."""
+    game_negatives_per_positive: float = 3.0
+    """Harmless game rows kept per harmful one (the rest are dropped at random: most candidates are harmless)."""
     limit_per_source: int | None = None
     """Cap on training rows per source (tiny CI recipes)."""
     eval_limit: int | None = None

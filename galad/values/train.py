@@ -88,7 +88,9 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
 
     # contextual training: a share of rows get a distractor context, so the pair input is familiar
     # (not long rows: their own text would fill the pair's token budget)
-    rows = [(ex.text, rng.choice(pool) if not ex.long and rng.random() < recipe.context_fraction else None, ex.label)
+    # (game-grounded rows keep their own observation)
+    rows = [(ex.text, ex.context if ex.context is not None
+             else rng.choice(pool) if not ex.long and rng.random() < recipe.context_fraction else None, ex.label)
             for ex in train_set]
     steps_per_epoch = math.ceil(len(rows) / recipe.batch_size)
     total = max(1, round(steps_per_epoch * recipe.epochs))
