@@ -1,8 +1,9 @@
 """The table of experiments/distill_table.sh: before / distilled / control, from the two generators' cards.
 
-Usage: python experiments/distill_report.py OUT_DIR   (writes OUT_DIR/README.md, prints the table)
+Usage: python experiments/distill_report.py OUT_DIR   (writes OUT_DIR/results.md and the two cards, prints the table)
 """
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -44,8 +45,10 @@ def main(out: Path) -> None:
         lines.append(f"Harmful to others, {name}: " + ", ".join(f"{g}: `{a}` ({p}) x{k}" for (g, a, p), k in top))
         lines.append("")
     text = "\n".join(lines)
-    (out / "README.md").write_text("# Action distillation against its control\n\nReproduce: "
-                                   "`experiments/distill_table.sh`\n\n" + text)
+    (out / "results.md").write_text("# Action distillation against its control\n\nReproduce: "
+                                    "`experiments/distill_table.sh`\n\n" + text)
+    for name, card in (("distilled_card.json", d), ("control_card.json", c)):
+        (out / name).write_text(json.dumps(card, indent=1) + "\n")
     print(text)
 
 
