@@ -163,6 +163,14 @@ def test_train_generate_distill_on_demo(home):
     assert ccard["out"].endswith("galad-lm-distill-control")
     assert (lm_dir() / "galad-lm-distilled" / "model.safetensors").read_bytes() == distilled_weights
 
+    # a value model that read the evaluation game's annotations is refused before any training
+    leaky = KeywordScorer()
+    leaky.trained_games = ("demo",)
+    with pytest.raises(LMError, match="trained on the annotations of demo"):
+        distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], eval_states_per_game=4, k=10,
+                              finetune=ft), scorer=leaky, progress=False)
+    assert (lm_dir() / "galad-lm-distilled" / "model.safetensors").read_bytes() == distilled_weights
+
 
 def test_load_generator_missing_says_which_command(home):
     with pytest.raises(LMError, match="galad lm train"):

@@ -93,6 +93,10 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     gen_cfg = LMConfig(k=cfg.k, beams=max(40, cfg.k + 10), max_context_tokens=ft.max_context_tokens,
                        num_threads=ft.num_threads)
     eval_games = hold if cfg.eval_games is None else cfg.eval_games
+    seen = sorted(set(eval_games) & set(getattr(scorer, "trained_games", ())))
+    if seen:
+        raise LMError(f"value model {scorer.name} was trained on the annotations of {', '.join(seen)}: evaluate on "
+                      f"other games (--holdout) or use a value model that holds them out")
     ev = eval_states(eval_games, cfg.eval_states_per_game) if eval_games else None
     card: dict = {"name": CONTROL_NAME if cfg.control else DISTILLED_NAME, "generator": cfg.generator,
                   "value_model": getattr(scorer, "name", "?"), "threshold": threshold, "train_games": train_games, "holdout": hold, "eval_games": eval_games,
