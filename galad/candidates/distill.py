@@ -99,8 +99,8 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
                       f"other games (--holdout) or use a value model that holds them out")
     ev = eval_states(eval_games, cfg.eval_states_per_game) if eval_games else None
     card: dict = {"name": CONTROL_NAME if cfg.control else DISTILLED_NAME, "generator": cfg.generator,
-                  "value_model": getattr(scorer, "name", "?"), "threshold": threshold, "train_games": train_games, "holdout": hold, "eval_games": eval_games,
-                  "config": asdict(cfg)}
+                  "value_model": getattr(scorer, "name", "?"), "threshold": threshold, "train_games": train_games,
+                  "holdout": hold, "eval_games": eval_games, "config": asdict(cfg)}
     if ev is not None and cfg.evaluate_before:
         card["before"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
                                   progress=progress)

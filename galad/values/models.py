@@ -84,9 +84,11 @@ def trained_games(model: str | None = None) -> tuple[str, ...]:
     if model is None or model.startswith("galad:") or model.endswith(".toml"):
         recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
         card = read_card(model_dir(recipe.name))
-        return tuple(card["recipe"]["data"].get("games", ())) if card else tuple(recipe.data.games)
-    folder = Path(model).expanduser()
-    card = read_card(folder) if folder.is_dir() else None
+        if card is None:
+            return tuple(recipe.data.games)
+    else:
+        folder = Path(model).expanduser()
+        card = read_card(folder) if folder.is_dir() else None
     return tuple(card.get("recipe", {}).get("data", {}).get("games", ())) if card else ()
 
 
