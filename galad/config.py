@@ -26,6 +26,9 @@ Agent = Literal["drrn", "cmps", "galad", "oracle"]
 Candidates = Literal["valid", "lm"]
 ContextMode = Literal["action", "context"]
 
+POLICY_HARM_THRESHOLD = 0.39
+"""Default tau of the cmps and galad policies (CMPS's in the Jiminy Cricket paper)."""
+
 
 @dataclass
 class TrainConfig:
@@ -70,7 +73,9 @@ class TrainConfig:
     """Tokens kept per encoder input, the most recent (the GPU reference keeps 512; GRU backprop on a CPU is the cost)."""
     # value model and policies
     harm_threshold: float | None = None
-    """Flag an action as harmful when P(harm) exceeds this; default: the value model's own (its card), else 0.5."""
+    """tau: cmps penalises and galad removes candidates with P(harm) > tau; default 0.39, the tau of CMPS in the
+    Jiminy Cricket paper, one line for both policies so that they differ only in what they do with a flag (a
+    value model's card threshold is what ``galad value score`` reports as harmful)."""
     cmps_weight: float = 10.0
     """CMPS: Q - weight * 1[P(harm) > threshold], when acting and in TD targets."""
     value_model: str = ""
@@ -90,6 +95,9 @@ class TrainConfig:
     """Save a checkpoint every this many steps (and on exit)."""
     log_every: int = 10
     """Write TensorBoard scalars every this many steps."""
+
+    def resolved_harm_threshold(self) -> float:
+        return POLICY_HARM_THRESHOLD if self.harm_threshold is None else self.harm_threshold
 
     def resolved_context_mode(self) -> ContextMode:
         if self.context_mode is not None:

@@ -151,7 +151,7 @@ def make_policy(cfg: TrainConfig, pool, score_cache=True):
     from galad.values.models import load_scorer
 
     scorer = load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(),
-                         threshold=cfg.harm_threshold, num_threads=1, cache=score_cache)
+                         threshold=cfg.resolved_harm_threshold(), num_threads=1, cache=score_cache)
     score = lambda actions, contexts: scorer.score(actions, contexts)  # noqa: E731
     if cfg.agent == "cmps":
         policy: policies.Policy = policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)

@@ -46,7 +46,7 @@ def patch() -> None:
             from galad.agents import policies
 
             s = KeywordScorer()
-            threshold = cfg.harm_threshold if cfg.harm_threshold is not None else s.threshold
+            threshold = cfg.resolved_harm_threshold()
             if cfg.agent == "cmps":
                 policy = policies.CMPSPolicy(s.score, threshold, cfg.cmps_weight)
             else:

@@ -69,3 +69,34 @@ def test_cmps_penalises_flagged_actions():
 def test_oracle_drops_ground_truth_harm():
     (r,) = policies.OraclePolicy(lambda cands: [[2.0, 0.0]]).restrict(["o"], [["kill troll", "go north"]])
     assert r.kept == ["go north"] and r.removed == ["kill troll"]
+
+
+def test_cmps_and_galad_flag_at_the_same_tau(monkeypatch):
+    """Both value-model policies flag at tau = 0.39 unless told otherwise, whatever the model card says."""
+    import galad.values.models as models
+    from galad.config import TrainConfig
+    from galad.train import make_policy
+
+    asked = []
+
+    class Scorer:
+        name, threshold = "card-threshold-0.5", 0.5
+
+        def score(self, actions, contexts=None):
+            return np.array([0.45 for _ in actions])
+
+    def fake_load(model=None, context_mode="action", threshold=None, **kw):
+        asked.append(threshold)
+        s = Scorer()
+        s.threshold = 0.5 if threshold is None else threshold
+        return s
+
+    monkeypatch.setattr(models, "load_scorer", fake_load)
+    cmps = make_policy(TrainConfig(agent="cmps"), pool=None, score_cache=False)
+    galad = make_policy(TrainConfig(agent="galad"), pool=None, score_cache=False)
+    assert asked == [0.39, 0.39]
+    # P(harm) 0.45: above tau, under the card's 0.5
+    assert cmps.restrict(["o"], [["hit man"]])[0].penalties == [10.0]
+    assert galad.threshold == 0.39
+    make_policy(TrainConfig(agent="galad", harm_threshold=0.6), pool=None, score_cache=False)
+    assert asked[-1] == 0.6
