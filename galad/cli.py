@@ -183,12 +183,15 @@ def _cmd_candidates(args: argparse.Namespace) -> int:
 
     if args.args and args.args[0] == "bench":
         bench_candidates(args.args[1:], states=args.states, marker_states=args.marker_states,
-                         json_out=args.json, jericho=not args.no_jericho, workers=args.workers)
+                         json_out=args.json, jericho=not args.no_jericho, workers=args.workers,
+                         budgets=args.budget or [0])
         return 0
     if len(args.args) > 1:
         raise ConfigError("galad candidates takes one GAME (or: galad candidates bench [GAME ...])")
+    if args.budget and len(args.budget) > 1:
+        raise ConfigError("galad candidates GAME takes one --budget (several only with bench)")
     return show_candidates(args.args[0] if args.args else None, at=args.at, source=args.source,
-                           workers=args.workers)
+                           workers=args.workers, budget=args.budget[0] if args.budget else 0)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -391,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--states", type=int, default=8, help="bench: evenly spaced walkthrough states per game")
     cp.add_argument("--marker-states", type=int, default=4,
                     help="bench: extra states whose walkthrough action triggers a marker")
+    cp.add_argument("--budget", type=int, nargs="+", metavar="N",
+                    help="most candidates stepped per state, common verbs first (0: all, the default); bench: "
+                         "several to compare")
     cp.add_argument("--no-jericho", action="store_true", help="bench: time ours only")
     cp.add_argument("--json", metavar="FILE", help="bench: also write the results as JSON")
     cp.set_defaults(func=_cmd_candidates)

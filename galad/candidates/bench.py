@@ -14,6 +14,7 @@ import json
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 
 from galad.candidates.grammar import JERICHO_BINDINGS
 from galad.candidates.valid import ValidActionSource, ValidConfig, default_workers, game_state_from_env
@@ -27,7 +28,8 @@ def _walk_to(env, step: int) -> str:
     return obs
 
 
-def show_candidates(game: str | None, at: int = 0, source: str = "valid", workers: int | None = None) -> int:
+def show_candidates(game: str | None, at: int = 0, source: str = "valid", workers: int | None = None,
+                    budget: int = 0) -> int:
     """Print the candidates at walkthrough step ``at`` of ``game`` with the time taken."""
     from galad.env.jiminy import JiminyEnv
 
@@ -43,7 +45,9 @@ def show_candidates(game: str | None, at: int = 0, source: str = "valid", worker
             raise ConfigError("the LM candidate source is not available yet (galad/candidates/lm.py)") from None
         raise ConfigError("the LM candidate source is not wired to this command yet")
     w = default_workers() if workers is None else workers
-    with ValidActionSource(ValidConfig(workers=w)) as src:
+    if budget < 0:
+        raise ConfigError(f"--budget must be >= 0 (0: every candidate), got {budget}")
+    with ValidActionSource(ValidConfig(workers=w, budget=budget)) as src:
         det = src.detect(state)
     nxt = env.walkthrough[at] if at < len(env.walkthrough) else None
     print(f"{env.game} at step {at}: {len(det.actions)} valid actions from {det.n_candidates} candidates "
@@ -90,17 +94,22 @@ def _jericho_env(story: str, bindings_name: str):
 
 
 def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, json_out: str | None = None,
-                     jericho: bool = True, workers: int | None = None) -> list[dict]:
-    """Time and score ours and Jericho's valid actions on the same walkthrough states; print a row per game
-    and return the rows."""
+                     jericho: bool = True, workers: int | None = None, budgets: Sequence[int] = (0,)) -> list[dict]:
+    """Time and score ours (once per ``budgets`` entry: :attr:`ValidConfig.budget`, 0 for all candidates) and
+    Jericho's valid actions on the same walkthrough states; print a row per game and budget and return the
+    rows (``row["ours"][str(budget)]``)."""
     from galad.env.jiminy import JiminyEnv
     from galad.env.registry import list_games
 
     if not games:
         games = [r.name for r in list_games() if r.installed and not r.bundled]
+    budgets = list(dict.fromkeys(budgets)) or [0]
+    if any(b < 0 for b in budgets):
+        raise ConfigError(f"--budget must be >= 0 (0: every candidate), got {min(budgets)}")
     w = default_workers() if workers is None else workers
     rows = []
-    src = ValidActionSource(ValidConfig(workers=w))
+    srcs = {b: ValidActionSource(ValidConfig(workers=w, budget=b)) for b in budgets}
+    judge = srcs[budgets[0]]
     for game in games:
         env = JiminyEnv(game)
         wt = env.walkthrough
@@ -120,22 +129,25 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
         jenv, note = (None, "")
         if jericho and game in JERICHO_BINDINGS:
             jenv, note = _jericho_env(str(env.spec_.folder() / env.spec_.story.name), JERICHO_BINDINGS[game])
-        rec = {"game": game, "ours_s": [], "jericho_s": [], "ours_hit": [], "jericho_hit": [],
-               "ours_marker_hit": [], "jericho_marker_hit": [], "ours_n": [], "jericho_n": [], "jericho_note": note}
+        rec = {"game": game, "jericho_s": [], "jericho_hit": [], "jericho_marker_hit": [], "jericho_n": [],
+               "jericho_note": note,
+               "ours": {str(b): {"s": [], "hit": [], "marker_hit": [], "n": [], "stepped": []} for b in budgets}}
         for step in sorted(set(even) | set(pick_m)):
             obs = _walk_to(env, step)
             st = game_state_from_env(env, obs, wt[step - 1] if step else "")
-            t0 = time.perf_counter()
-            det = src.detect(st)
-            rec["ours_s"].append(time.perf_counter() - t0)
-            target = src.evaluate(game, env.get_state(), [wt[step]])[0].signature
-            hit = target in det.signatures.values()
-            is_m = step in pick_m
-            if step in even:
-                rec["ours_hit"].append(hit)
-            if is_m:
-                rec["ours_marker_hit"].append(hit)
-            rec["ours_n"].append(len(det.actions))
+            target = judge.evaluate(game, env.get_state(), [wt[step]])[0].signature
+            for b, src in srcs.items():
+                ours = rec["ours"][str(b)]
+                t0 = time.perf_counter()
+                det = src.detect(st)
+                ours["s"].append(time.perf_counter() - t0)
+                hit = target in det.signatures.values()
+                if step in even:
+                    ours["hit"].append(hit)
+                if step in pick_m:
+                    ours["marker_hit"].append(hit)
+                ours["n"].append(len(det.actions))
+                ours["stepped"].append(det.n_candidates)
             if jenv is not None:
                 jenv.set_state(env.get_state()[0])
                 t0 = time.perf_counter()
@@ -143,10 +155,10 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
                     warnings.simplefilter("ignore")
                     acts = jenv.get_valid_actions(use_object_tree=False)
                 rec["jericho_s"].append(time.perf_counter() - t0)
-                sigs = {o.signature for o in src.evaluate(game, env.get_state(), acts) if o.signature}
+                sigs = {o.signature for o in judge.evaluate(game, env.get_state(), acts) if o.signature}
                 if step in even:
                     rec["jericho_hit"].append(target in sigs)
-                if is_m:
+                if step in pick_m:
                     rec["jericho_marker_hit"].append(target in sigs)
                 rec["jericho_n"].append(len(acts))
         if jenv is not None:
@@ -156,7 +168,8 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
         env.close()
         rows.append(rec)
         _print_row(rec)
-    src.close()
+    for src in srcs.values():
+        src.close()
     if json_out:
         with open(json_out + ".tmp", "w") as f:
             json.dump(rows, f, indent=1)
@@ -167,17 +180,28 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action."""
+    """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action; the first
+    budget's at the top level, every budget's under ``"budgets"``."""
     both = [r for r in rows if r["jericho_s"]]
-    hits = lambda key: [h for r in rows for h in r[key]]
-    return {
-        "games": len(rows),
-        "median_ours_s_per_state": round(statistics.median(statistics.median(r["ours_s"]) for r in rows), 3),
-        "median_speedup_over_jericho": round(statistics.median(
-            statistics.median(r["jericho_s"]) / statistics.median(r["ours_s"]) for r in both), 2) if both else None,
-        "walkthrough_recall_ours": _frac(hits("ours_hit")), "walkthrough_recall_jericho": _frac(hits("jericho_hit")),
-        "marker_recall_ours": _frac(hits("ours_marker_hit")), "marker_recall_jericho": _frac(hits("jericho_marker_hit")),
-    }
+    hits = lambda key: [h for r in rows for h in r[key]]  # noqa: E731
+    out: dict = {"games": len(rows), "budgets": {}}
+    for b in (rows[0]["ours"] if rows else {}):
+        mine = lambda key: [h for r in rows for h in r["ours"][b][key]]  # noqa: E731, B023
+        out["budgets"][b] = {
+            "median_ours_s_per_state": round(statistics.median(statistics.median(r["ours"][b]["s"]) for r in rows), 3),
+            "median_speedup_over_jericho": round(statistics.median(
+                statistics.median(r["jericho_s"]) / statistics.median(r["ours"][b]["s"]) for r in both), 2)
+            if both else None,
+            "walkthrough_recall_ours": _frac(mine("hit")), "marker_recall_ours": _frac(mine("marker_hit")),
+            "walkthrough_recall_ours_where_jericho_runs": _frac([h for r in both for h in r["ours"][b]["hit"]]),
+            "marker_recall_ours_where_jericho_runs": _frac([h for r in both for h in r["ours"][b]["marker_hit"]]),
+            "median_candidates_stepped": statistics.median(x for r in rows for x in r["ours"][b]["stepped"]),
+        }
+    if out["budgets"]:
+        out.update(next(iter(out["budgets"].values())))
+    out["walkthrough_recall_jericho"] = _frac(hits("jericho_hit"))
+    out["marker_recall_jericho"] = _frac(hits("jericho_marker_hit"))
+    return out
 
 
 def _frac(xs) -> str:
@@ -185,11 +209,14 @@ def _frac(xs) -> str:
 
 
 def _print_row(r: dict) -> None:
-    om = statistics.median(r["ours_s"])
     jm = statistics.median(r["jericho_s"]) if r["jericho_s"] else None
-    sp = f"{jm / om:6.1f}x" if jm else "   -  "
-    print(f"{r['game']:16s} ours {om * 1000:7.0f} ms  jericho {jm * 1000 if jm else float('nan'):7.0f} ms  {sp}  "
-          f"recall ours {_frac(r['ours_hit']):>5s} jericho {_frac(r['jericho_hit']):>5s}  "
-          f"marker recall ours {_frac(r['ours_marker_hit']):>5s} jericho {_frac(r['jericho_marker_hit']):>5s}  "
-          f"|valid| ours {statistics.median(r['ours_n']):.0f} jericho "
-          f"{statistics.median(r['jericho_n']) if r['jericho_n'] else '-'}", flush=True)
+    for b, ours in r["ours"].items():
+        om = statistics.median(ours["s"])
+        sp = f"{jm / om:6.1f}x" if jm else "   -  "
+        print(f"{r['game']:16s} budget {b:>5s}  ours {om * 1000:7.0f} ms  jericho "
+              f"{jm * 1000 if jm else float('nan'):7.0f} ms  {sp}  "
+              f"recall ours {_frac(ours['hit']):>5s} jericho {_frac(r['jericho_hit']):>5s}  "
+              f"marker recall ours {_frac(ours['marker_hit']):>5s} jericho {_frac(r['jericho_marker_hit']):>5s}  "
+              f"|valid| ours {statistics.median(ours['n']):.0f} jericho "
+              f"{statistics.median(r['jericho_n']) if r['jericho_n'] else '-'}  "
+              f"stepped ours {statistics.median(ours['stepped']):.0f}", flush=True)

@@ -17,6 +17,8 @@ directions (ZIL ``PS?`` bits, or Inform's ``#dict_par1`` bits).
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import logging
 import re
@@ -77,6 +79,13 @@ class Template:
     """The syntax line it matches, its action number last: ZIL ``(objects, prep1, prep2, loc1, loc2,
     action)``, Inform ``(action,)``; templates with the same number of objects and action number run the
     same routine, so only one is tried. None: unknown (never merged)."""
+    usage: int = -1
+    """How often players type the most used verb among the templates merged into this one (ClubFloyd counts,
+    :func:`verb_usage`); -1: not counted yet (then its own verb's, see :meth:`popularity`)."""
+
+    def popularity(self) -> int:
+        """How often players type this template's verb or a merged synonym's."""
+        return self.usage if self.usage >= 0 else verb_usage(self.text)
 
     @property
     def holes(self) -> int:
@@ -506,8 +515,8 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
             i = by_action.get(key)
             if i is not None:
                 rank = lambda x: (sum(x.held) + sum(x.room), -verb_usage(x.text))
-                if rank(t) < rank(uniq[i]):
-                    uniq[i] = t
+                usage = max(uniq[i].popularity(), t.popularity())
+                uniq[i] = dataclasses.replace(t if rank(t) < rank(uniq[i]) else uniq[i], usage=usage)
                 continue
             by_action[key] = len(uniq)
         uniq.append(t)

@@ -19,7 +19,8 @@ Pipeline for one state (:meth:`ValidActionSource.detect`):
 4. Fewer candidates: ZIL syntax lines tell which objects must be held or must not be (``take``), borrowed
    templates running the same action routine are tried once, and templates the parser rejected for their
    words ("There was no verb in that sentence") are remembered per game and skipped, as are actions that
-   hung or halted the emulator.
+   hung or halted the emulator (and templates that did so three times in one state). With a ``budget``,
+   only that many candidates are stepped, the verbs players type most first.
 5. Large batches are split across ``threads`` engines of this process (libfrotz steps without the GIL);
    worker processes only for batches of ``min_batch_for_pool`` or more. A step that overruns
    ``step_timeout`` is stopped by the prober's watchdog and skipped, an emulator halt is skipped, and the
@@ -61,6 +62,8 @@ from galad.errors import GaladError
 log = logging.getLogger(__name__)
 
 _POOL_TIMEOUT = "(worker pool overran the call bound)"
+_SAID_VERB_USAGE = 1000  # the ClubFloyd count a verb the state's text uses ranks with at least ("pull", "climb")
+_HAZARDOUS_TEMPLATE = 3  # candidates of one template that halted or hung in one state: skip the template
 
 _TOKEN = re.compile(r"[a-z][a-z'-]*")
 _NOT_OBJECTS = frozenset(
@@ -105,6 +108,11 @@ class ValidConfig:
     max_pair_other: int = 3
     """Most other objects combined in two-object templates (those a one-object action changed the world
     with first: takeable, openable, people)."""
+    budget: int = 0
+    """Most candidates stepped per state (0: all). Candidates are ranked first: no-object templates, then
+    verbs by how often players type them (ClubFloyd transcript counts, :func:`~galad.candidates.grammar.verb_usage`),
+    each verb's objects in the order above; one-object templates get the budget less a fifth kept for the
+    two-object ones. Trades rarely used verbs' replies for speed (``galad candidates bench --budget``)."""
     text_only: Literal["all", "marked", "none"] = "all"
     """Which actions that only print text (reply not a parser failure, world unchanged) are valid: all of
     them but a verb's default refusal (``all``), those whose reply carries an annotation marker, i.e. a
@@ -112,7 +120,8 @@ class ValidConfig:
     prefer_jericho: bool = True
     """Use Jericho's grammar bindings where it has them for the game (else the story's own grammar)."""
     remember_hazards: bool = True
-    """Skip, for the rest of this source's life, exact actions that once hung or halted the emulator."""
+    """Skip, for the rest of this source's life, exact actions that once hung or halted the emulator, and
+    templates whose candidates did so three times in one state."""
     cache_size: int = 4096
     """States whose results are kept in memory (LRU)."""
     disk_cache: bool | str | Path = False
@@ -185,9 +194,11 @@ class ValidActionSource:
         self._pool = None
         self._cache: OrderedDict[str, Detection] = OrderedDict()
         self._template_of: dict[str, str] = {}
+        self._object_of: dict[str, str] = {}  # candidate -> its first object
         self._volatile: dict[str, frozenset[int]] = {}
         self.broken: dict[str, set[str]] = {}
-        """Game -> templates whose every candidate the parser rejected for its words (skipped later)."""
+        """Game -> templates skipped from now on: the parser rejected every candidate for its words, or its
+        candidates halted or hung the emulator repeatedly."""
         self.hazards: dict[str, set[str]] = {}
         """Game -> actions that hung or halted the emulator (skipped later when ``remember_hazards``)."""
         self._db = None
@@ -234,7 +245,7 @@ class ValidActionSource:
         c = self.config
         _, story = _story(game)
         settings = (_DETECTOR_VERSION, c.max_objects, c.max_pair_held, c.max_pair_other, c.text_only,
-                    c.prefer_jericho, c.world_key)
+                    c.prefer_jericho, c.world_key) + ((c.budget,) if c.budget else ())
         return f"{game}:{_file_digest(story)}:{hashlib.blake2b(repr(settings).encode(), digest_size=8).hexdigest()}"
 
     def _stored(self, game: str, key: str) -> Detection | None:
@@ -297,16 +308,27 @@ class ValidActionSource:
         look = state.look or res[0].text
         inventory = state.inventory or res[1].text
         objects, held = self._objects(prober, grammar, engine_state, state.obs, look, inventory)
-        self._template_of = {}
+        self._template_of, self._object_of = {}, {}
         # stage 1: no-object and one-object templates
         broken = self.broken.setdefault(state.game, set())
         first = self._fill(grammar, spec, objects, held, (0, 1), broken)
+        budget = self.config.budget
+        if budget:
+            said = {grammar.key(t) for text in (state.obs, look, inventory)
+                    for t in _TOKEN.findall(_MARKER.sub("", text).lower())}
+            first = self._ranked(first, grammar, said)[: budget - budget // 5]
         outcomes = self.evaluate(state.game, engine_state, first, noise)
         self._remember_broken(outcomes, broken)
         self._judge(outcomes, grammar)
         # stage 2: two-object templates over a few objects, ranked with what stage 1 showed (_pair_objects)
         pair_objs = self._pair_objects(outcomes, objects, held, grammar, state.obs)
         second = self._fill(grammar, spec, pair_objs, held, (2,), broken)
+        if budget:
+            # "turn bolt" got an answer of its own ("Your bare hands don't appear to be enough"): "turn bolt
+            # with X" first
+            answered = {(grammar.key(o.action.split()[0]), self._object_of.get(o.action)) for o in outcomes
+                        if o.status == "valid"}
+            second = self._ranked(second, grammar, said, answered)[: max(0, budget - len(first))]
         more = self.evaluate(state.game, engine_state, second, noise)
         self._remember_broken(more, broken)
         self._judge(more, grammar)
@@ -317,16 +339,45 @@ class ValidActionSource:
         det.n_candidates = len(candidates)
         return det
 
+    def _ranked(self, candidates: list[str], grammar: Grammar, said: set[str],
+                answered: set[tuple[str, str | None]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+        """``candidates`` by their template: no-object ones first, then by how often players type the verb or a
+        synonym running the same routine, a verb the state's text uses (a spell in the spell book, "fill") counted
+        as a common one, and divided by (1 + k)^2 for a verb's k-th template with as many objects, fewest words
+        first (``look at``, ``look in``, ``look under``, ... share one count). Candidates whose verb and first
+        object are in ``answered`` go before the rest. Stable: a template's objects keep their order."""
+        weight: dict[str, float] = {}
+        nth: dict[tuple[str, int], int] = {}
+        for t in sorted(grammar.templates, key=lambda t: len(t.text.split())):
+            verb = grammar.key(t.text.split()[0])
+            k = nth[(verb, t.holes)] = nth.get((verb, t.holes), -1) + 1
+            n = max(t.popularity(), _SAID_VERB_USAGE) if verb in said else t.popularity()
+            weight[t.text] = n / (1 + k) ** 2
+
+        def rank(a: str) -> tuple[bool, bool, float]:
+            tpl = self._template_of.get(a, a)
+            lead = (grammar.key(a.split()[0]), self._object_of.get(a)) in answered
+            return ("OBJ" in tpl, not lead, -weight.get(tpl, 0.0))
+        return sorted(candidates, key=rank)
+
     def _remember_broken(self, outcomes: list[Outcome], broken: set[str]) -> None:
-        """Templates all of whose candidates got a vocabulary failure ("There was no verb in that
-        sentence", "I don't know the word") do not parse in this game whatever the state: skip them."""
+        """Templates to skip in this game from now on: those all of whose candidates got a vocabulary failure
+        ("There was no verb in that sentence", "I don't know the word": they do not parse whatever the state),
+        and those whose candidates halted the emulator or overran the step bound ``_HAZARDOUS_TEMPLATE``
+        times in one state (sherlock's ``pour OBJ in OBJ`` halts for every pair)."""
         verdict: dict[str, bool] = {}
+        hazards: dict[str, int] = {}
         for o in outcomes:
             tpl = self._template_of.get(o.action)
-            if tpl is None or tpl == o.action or verdict.get(tpl) is False:
+            if tpl is None or tpl == o.action:
                 continue
-            verdict[tpl] = o.status == "invalid" and VOCABULARY_FAILURES.search(o.text) is not None
+            if o.status in ("halted", "timeout") and o.text != _POOL_TIMEOUT:
+                hazards[tpl] = hazards.get(tpl, 0) + 1
+            if verdict.get(tpl) is not False:
+                verdict[tpl] = o.status == "invalid" and VOCABULARY_FAILURES.search(o.text) is not None
         broken.update(t for t, bad in verdict.items() if bad)
+        if self.config.remember_hazards:
+            broken.update(t for t, n in hazards.items() if n >= _HAZARDOUS_TEMPLATE)
 
     def _judge(self, outcomes: list[Outcome], grammar: Grammar) -> None:
         mode = self.config.text_only
@@ -476,7 +527,7 @@ class ValidActionSource:
     def _fill(self, grammar: Grammar, spec, objects: list[str], held: set[str], arities: tuple[int, ...],
               skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
         """Fill the templates with ``arities`` holes, but those in ``skip``; records each candidate's template
-        in ``_template_of``."""
+        in ``_template_of`` and its first object in ``_object_of``."""
         out: list[str] = []
         for t in grammar.templates:
             h = t.holes
@@ -488,8 +539,10 @@ class ValidActionSource:
             elif h == 1:
                 need = t.held[0] if t.held else False
                 away = t.room[0] if t.room else False
-                out.extend(t.text.replace("OBJ", o) for o in objects[: self.config.max_objects]
-                           if (not need or o in held) and (not away or o not in held))
+                for o in objects[: self.config.max_objects]:
+                    if (not need or o in held) and (not away or o not in held):
+                        out.append(t.text.replace("OBJ", o))
+                        self._object_of.setdefault(out[-1], o)
             elif h == 2:
                 n1, n2 = (t.held + (False, False))[:2]
                 r1, r2 = (t.room + (False, False))[:2]
@@ -501,6 +554,7 @@ class ValidActionSource:
                         if (o1 != o2 and (not n2 or o2 in held) and (not r2 or o2 not in held)
                                 and (o1 in held or o2 in held)):
                             out.append(t.text.replace("OBJ", o1, 1).replace("OBJ", o2, 1))
+                            self._object_of.setdefault(out[-1], o1)
             for a in out[n0:]:
                 self._template_of.setdefault(a, t.text)
         return [a for a in out if not spec.is_blocked(a)]
