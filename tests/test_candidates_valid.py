@@ -253,3 +253,64 @@ def test_threaded_batches_match_one_engine(env):
         a = one.evaluate("demo", env.get_state(), actions)
         b = two.evaluate("demo", env.get_state(), actions)
     assert [(o.action, o.status, o.signature) for o in a] == [(o.action, o.status, o.signature) for o in b]
+
+
+def test_budget_steps_at_most_that_many_common_verbs_first(env):
+    obs, _ = env.reset()
+    state = game_state_from_env(env, obs)
+    with ValidActionSource(ValidConfig(workers=0)) as full, ValidActionSource(ValidConfig(workers=0, budget=100)) as cut:
+        stepped: list[str] = []
+        evaluate = cut.evaluate
+        cut.evaluate = lambda game, st, actions, noise=(): stepped.extend(actions) or evaluate(game, st, actions, noise)
+        all_ = full.detect(state)
+        some = cut.detect(state)
+        assert some.n_candidates == len(stepped) <= 100 < all_.n_candidates
+        # what the budget finds, the full detection finds too (same outcomes)
+        assert set(some.signatures.values()) <= set(all_.signatures.values())
+        # no-object templates first, then the verbs players type most: 'take' before 'wave', 'swing' or 'squeeze'
+        holes = [cut._template_of[a].count("OBJ") for a in stepped]
+        assert holes[: holes.index(1)] == [0] * holes.index(1) and 2 not in holes[: holes.count(0) + holes.count(1)]
+        verbs = [a.split()[0] for a in stepped if "OBJ" in cut._template_of[a]]
+        assert "take" in verbs and all(v not in verbs[: verbs.index("take")] for v in ("wave", "swing", "squeeze"))
+
+
+def test_template_that_halts_the_emulator_again_and_again_is_skipped(src):
+    from galad.candidates.probe import Outcome
+
+    broken: set[str] = set()
+    src._template_of = {"pour a in b": "pour OBJ in OBJ", "pour b in a": "pour OBJ in OBJ", "pour a in c": "pour OBJ in OBJ",
+                        "wave a": "wave OBJ", "wave b": "wave OBJ"}
+    outcomes = [Outcome("pour a in b", "halted"), Outcome("pour b in a", "timeout"), Outcome("pour a in c", "halted"),
+                Outcome("wave a", "halted"), Outcome("wave b", "valid", "sig", "You wave the b.")]
+    src.config.remember_hazards = True
+    try:
+        src._remember_broken(outcomes, broken)
+    finally:
+        src.config.remember_hazards = False
+    assert broken == {"pour OBJ in OBJ"}  # one halt of 'wave' is the action's, remembered as a hazard alone
+    src._remember_broken(outcomes, more := set())
+    assert more == set()  # remember_hazards off: nothing skipped
+
+
+def test_budget_ranks_two_object_verbs_the_parser_asked_about_first(src):
+    from galad.candidates.valid import _ASKS_FOR_SECOND, _story
+
+    assert _ASKS_FOR_SECOND.search("What do you want to hit the lock with?")
+    assert _ASKS_FOR_SECOND.search("You'll have to say what to put the camera in.")
+    assert not _ASKS_FOR_SECOND.search("What do you want to take?")  # an object missing, not a second one
+    spec, story = _story("demo")
+    grammar = load_grammar(story, "demo")
+    cands = ["ask jar for tinderbox", "throw jar at tinderbox", "tie jar to tinderbox", "tie tinderbox to jar"]
+    src._template_of = {"ask jar for tinderbox": "ask OBJ for OBJ", "throw jar at tinderbox": "throw OBJ at OBJ",
+                        "tie jar to tinderbox": "tie OBJ to OBJ", "tie tinderbox to jar": "tie OBJ to OBJ"}
+    src._object_of = {a: a.split()[1] for a in cands}
+    # by how often players type the verb: ask (7,237) before throw (1,091), throw before tie (433)
+    assert src._ranked(cands, grammar, set()) == cands
+    # 'tie tinderbox' made the parser ask what to tie it to: that candidate first, the rest as before
+    asked = src._ranked(cands, grammar, set(), {(grammar.key("tie"), "tinderbox"): 0})
+    assert asked == ["tie tinderbox to jar"] + cands[:3]
+    # a verb the state's text names ranks as a common one (1,000 typed): 'wave' (314) then before 'tie' (433)
+    src._template_of["wave jar at tinderbox"], src._object_of["wave jar at tinderbox"] = "wave OBJ at OBJ", "jar"
+    pair = ["tie jar to tinderbox", "wave jar at tinderbox"]
+    assert src._ranked(pair, grammar, set()) == pair
+    assert src._ranked(pair, grammar, {grammar.key("wave")}) == pair[::-1]

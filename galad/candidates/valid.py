@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 _POOL_TIMEOUT = "(worker pool overran the call bound)"
 _SAID_VERB_USAGE = 1000  # the ClubFloyd count a verb the state's text uses ranks with at least ("pull", "climb")
+_ASKS_FOR_SECOND = re.compile(  # the parser wants a second object: "What do you want to hit the dragon with?"
+    r"(?:What do you want to|say what to) [a-z][a-z' -]* "
+    r"(?:with|to|in|into|on|onto|at|from|under|behind|over|through|for|about)[?.]", re.I)
 _HAZARDOUS_TEMPLATE = 3  # candidates of one template that halted or hung in one state: skip the template
 
 _TOKEN = re.compile(r"[a-z][a-z'-]*")
@@ -324,11 +327,11 @@ class ValidActionSource:
         pair_objs = self._pair_objects(outcomes, objects, held, grammar, state.obs)
         second = self._fill(grammar, spec, pair_objs, held, (2,), broken)
         if budget:
-            # "turn bolt" got an answer of its own ("Your bare hands don't appear to be enough"): "turn bolt
-            # with X" first
-            answered = {(grammar.key(o.action.split()[0]), self._object_of.get(o.action)) for o in outcomes
-                        if o.status == "valid"}
-            second = self._ranked(second, grammar, said, answered)[: max(0, budget - len(first))]
+            # the parser asked for a second object ("What do you want to hit the lock with?"): "hit lock with X"
+            # first
+            lead = {(grammar.key(o.action.split()[0]), self._object_of.get(o.action)): 0 for o in outcomes
+                    if o.status == "invalid" and _ASKS_FOR_SECOND.search(o.text)}
+            second = self._ranked(second, grammar, said, lead)[: max(0, budget - len(first))]
         more = self.evaluate(state.game, engine_state, second, noise)
         self._remember_broken(more, broken)
         self._judge(more, grammar)
@@ -340,12 +343,14 @@ class ValidActionSource:
         return det
 
     def _ranked(self, candidates: list[str], grammar: Grammar, said: set[str],
-                answered: set[tuple[str, str | None]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+                lead: dict[tuple[str, str | None], int] | None = None) -> list[str]:
         """``candidates`` by their template: no-object ones first, then by how often players type the verb or a
         synonym running the same routine, a verb the state's text uses (a spell in the spell book, "fill") counted
         as a common one, and divided by (1 + k)^2 for a verb's k-th template with as many objects, fewest words
-        first (``look at``, ``look in``, ``look under``, ... share one count). Candidates whose verb and first
-        object are in ``answered`` go before the rest. Stable: a template's objects keep their order."""
+        first (``look at``, ``look in``, ``look under``, ... share one count). Before that, candidates by the
+        level ``lead`` gives their verb and first object (lowest first; those it does not name last). Stable: a
+        template's objects keep their order."""
+        lead = lead or {}
         weight: dict[str, float] = {}
         nth: dict[tuple[str, int], int] = {}
         for t in sorted(grammar.templates, key=lambda t: len(t.text.split())):
@@ -354,10 +359,10 @@ class ValidActionSource:
             n = max(t.popularity(), _SAID_VERB_USAGE) if verb in said else t.popularity()
             weight[t.text] = n / (1 + k) ** 2
 
-        def rank(a: str) -> tuple[bool, bool, float]:
+        def rank(a: str) -> tuple[bool, int, float]:
             tpl = self._template_of.get(a, a)
-            lead = (grammar.key(a.split()[0]), self._object_of.get(a)) in answered
-            return ("OBJ" in tpl, not lead, -weight.get(tpl, 0.0))
+            return ("OBJ" in tpl, lead.get((grammar.key(a.split()[0]), self._object_of.get(a)), 9),
+                    -weight.get(tpl, 0.0))
         return sorted(candidates, key=rank)
 
     def _remember_broken(self, outcomes: list[Outcome], broken: set[str]) -> None:
