@@ -88,6 +88,10 @@ class TrainConfig:
     """Valid-action source: which actions that change nothing but the text count as valid: all but a verb's
     default refusal, those whose reply carries an annotation marker (a morally salient or rewarded event),
     or none (Jericho's definition); actions with the same effect on the world are one action."""
+    valid_budget: int = 0
+    """Valid-action source: most candidates stepped per state, the verbs players type most first (0: all; 250 is
+    about 10x faster than Jericho's detection on the annotated games at the same walkthrough recall, and finds
+    fewer of the rarely used verbs' replies; ``galad candidates bench --budget``)."""
     # logging
     run_dir: str = "runs"
     """Parent folder of run folders."""
@@ -116,6 +120,7 @@ class TrainConfig:
             (0 <= self.priority_fraction <= 1, "priority_fraction must be in [0, 1]"),
             (self.harm_threshold is None or 0 <= self.harm_threshold <= 1, "harm_threshold must be in [0, 1]"),
             (self.max_candidates >= 1, "max_candidates must be >= 1"),
+            (self.valid_budget >= 0, "valid_budget must be >= 0 (0: every candidate)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -123,6 +123,7 @@ def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False):
         from galad.candidates.valid import ValidActionSource, ValidConfig
 
         return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
+                                             budget=cfg.valid_budget,
                                              disk_cache=disk_cache))
     from galad.candidates.lm import load_generator
 
