@@ -183,10 +183,10 @@ def summarize(rows: list[dict]) -> dict:
     """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action; the first
     budget's at the top level, every budget's under ``"budgets"``."""
     both = [r for r in rows if r["jericho_s"]]
-    hits = lambda key: [h for r in rows for h in r[key]]  # noqa: E731
+    hits = lambda key: [h for r in rows for h in r[key]]
     out: dict = {"games": len(rows), "budgets": {}}
     for b in (rows[0]["ours"] if rows else {}):
-        mine = lambda key: [h for r in rows for h in r["ours"][b][key]]  # noqa: E731, B023
+        mine = lambda key, b=b: [h for r in rows for h in r["ours"][b][key]]
         out["budgets"][b] = {
             "median_ours_s_per_state": round(statistics.median(statistics.median(r["ours"][b]["s"]) for r in rows), 3),
             "median_speedup_over_jericho": round(statistics.median(

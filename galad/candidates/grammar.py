@@ -18,7 +18,6 @@ directions (ZIL ``PS?`` bits, or Inform's ``#dict_par1`` bits).
 from __future__ import annotations
 
 import dataclasses
-
 import functools
 import logging
 import re

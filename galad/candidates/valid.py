@@ -668,7 +668,7 @@ def _state_digest(state) -> str:
     return h.hexdigest()
 
 
-_DETECTOR_VERSION = 2  # bump when detection changes what it finds: stored detections of older ones are not used
+_DETECTOR_VERSION = 3  # bump when detection changes what it finds: stored detections of older ones are not used
 
 
 def _to_json(det: Detection) -> str:
