@@ -214,7 +214,7 @@ def bench_agents(game: str = "demo", steps: int = 10, envs: int = 8, agents=("dr
 
 
 SECTIONS = ("env", "candidates", "value", "lm", "drrn", "agents")
-FAST_BUDGET = 250  # the valid-action budget the candidates section times beside the full detection
+FAST_BUDGET = 150  # the valid-action budget the candidates section times beside the full detection
 
 
 def bench_all(games: list[str], sections=SECTIONS, reference: str | None = None, repeats: int = 3,
