@@ -317,8 +317,7 @@ class ValidActionSource:
         first = self._fill(grammar, spec, objects, held, (0, 1), broken)
         budget = self.config.budget
         if budget:
-            said = {grammar.key(t) for text in (state.obs, look, inventory)
-                    for t in _TOKEN.findall(_MARKER.sub("", text).lower())}
+            said = {grammar.key(t) for text in (state.obs, look, inventory) for t in _words(text)}
             first = self._ranked(first, grammar, said)[: budget - budget // 5]
         outcomes = self.evaluate(state.game, engine_state, first, noise)
         self._remember_broken(outcomes, broken)
@@ -415,7 +414,7 @@ class ValidActionSource:
                 active.add(name)
         cfg = self.config
         usable = [o for o in objects if refused.get(o, 0) <= 0.5 * tried.get(o, 0) or o in active]
-        said = {grammar.key(t) for t in _TOKEN.findall(_MARKER.sub("", obs).lower())}
+        said = {grammar.key(t) for t in _words(obs)}
         fresh = lambda o: grammar.key(o.split()[-1]) not in said  # noqa: E731
         mine = sorted((o for o in usable if o in held), key=fresh)[: cfg.max_pair_held]
         other = sorted((o for o in usable if o not in held), key=lambda o: (fresh(o), o not in active))
@@ -498,7 +497,7 @@ class ValidActionSource:
                  inventory: str) -> tuple[list[str], set[str]]:
         names: dict[str, int] = {}  # name -> priority (0 inventory, 1 look, 2 observation)
         for prio, text in ((0, inventory), (1, look), (2, obs)):
-            toks = _TOKEN.findall(_MARKER.sub("", text).lower())
+            toks = _words(text)
             for i, tok in enumerate(toks):
                 if tok in _NOT_OBJECTS or tok in _DIRECTIONS or grammar.key(tok) not in grammar.nouns:
                     continue
@@ -586,6 +585,11 @@ class ValidActionSource:
         self.close()
 
 
+def _words(text: str) -> list[str]:
+    """The lower-case words of a reply, annotation markers left out."""
+    return _TOKEN.findall(_MARKER.sub("", text).lower())
+
+
 def _body(text: str) -> str:
     """A reply without its status line (padded with runs of spaces: room name, score, moves or time)."""
     return "\n".join(ln for ln in text.split("\n") if "   " not in ln)
@@ -602,7 +606,7 @@ def _mark_default_replies(outcomes: list[Outcome], template_of: dict[str, str], 
         m = done.get(text)
         if m is None:
             parts = []
-            for t in _TOKEN.findall(_MARKER.sub("", text).lower()):
+            for t in _words(text):
                 w = word.get(t)
                 if w is None:
                     w = word[t] = "_" if grammar.key(t) in names else t
