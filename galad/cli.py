@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from galad import __version__
+from galad.config import POLICY_HARM_THRESHOLD
 from galad.errors import GaladError
 
 
@@ -442,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsp.add_argument("--generator", default="trained", help="generator to distil (default: the galad lm train one)")
     dsp.add_argument("--value-model", default=None, help="value model spec (default: the project's)")
     dsp.add_argument("--context-mode", choices=["action", "context"], default="action")
-    dsp.add_argument("--threshold", type=float, default=None, help="flag P(harm) above this")
+    dsp.add_argument("--threshold", type=float, default=None,
+                     help=f"flag P(harm) above this (default: the policies' tau, {POLICY_HARM_THRESHOLD})")
     dsp.add_argument("--mode", choices=["drop", "downweight"], default="drop", help="flagged walkthrough pairs")
     dsp.add_argument("--mine-states", type=int, default=60, metavar="N",
                      help="training states whose own candidates are scored for negatives")

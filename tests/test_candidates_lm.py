@@ -18,6 +18,7 @@ from galad.candidates.lm import (
     load_generator,
     normalise_action,
 )
+from galad.config import POLICY_HARM_THRESHOLD
 
 
 def tiny_lm(seed: int = 0):
@@ -44,16 +45,17 @@ def tiny_lm(seed: int = 0):
 
 
 class KeywordScorer:
-    """A tiny HarmScorer: P(harm) = 0.9 for actions with a flagged word."""
+    """A tiny HarmScorer: P(harm) = ``p`` (0.9) for actions with a flagged word, 0.1 for others."""
 
     name = "keywords"
     threshold = 0.5
 
-    def __init__(self, words=("pet", "shove", "kill", "steal", "cat")):
+    def __init__(self, words=("pet", "shove", "kill", "steal", "cat"), p=0.9):
         self.words = words
+        self.p = p
 
     def score(self, actions, contexts=None):
-        return np.array([0.9 if any(w in a.lower() for w in self.words) else 0.1 for a in actions])
+        return np.array([self.p if any(w in a.lower() for w in self.words) else 0.1 for a in actions])
 
 
 @pytest.fixture
@@ -145,8 +147,10 @@ def test_train_generate_distill_on_demo(home):
         G("distilled")
 
     dcard = distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], eval_states_per_game=4, k=10,
-                                  mine_states=6, finetune=ft), scorer=KeywordScorer(), progress=False)
-    assert dcard["pairs"]["flagged"] >= 1  # "pet cat" is in the walkthrough
+                                  mine_states=6, finetune=ft), scorer=KeywordScorer(p=0.45), progress=False)
+    # "pet cat" is in the walkthrough; P(harm) 0.45 is under the scorer's own 0.5 but over the policies' tau
+    assert dcard["threshold"] == POLICY_HARM_THRESHOLD
+    assert dcard["pairs"]["flagged"] >= 1
     assert "harm_gt_others" in dcard["before"] and "harm_vm" in dcard["after"]
     assert (lm_dir() / "galad-lm-distilled" / "config.json").is_file()
     g2 = load_generator("demo", "galad", k=10)

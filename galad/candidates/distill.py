@@ -24,6 +24,7 @@ import numpy as np
 from galad.candidates.lm import DISTILLED_NAME, LMConfig, LMError, LMGenerator, atomic_save, lm_dir, load_lm
 from galad.candidates.lm_data import eval_states, evaluate, split_games
 from galad.candidates.lm_train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
+from galad.config import POLICY_HARM_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class DistillConfig(GameSplitConfig):
     context_mode: Literal["action", "context"] = "action"
     """Score actions alone (``"I {action}."``) or with the observation."""
     threshold: float | None = None
-    """Flag P(harm) above this (default: the value model's threshold)."""
+    """Flag P(harm) above this (default: the policies' tau, ``POLICY_HARM_THRESHOLD``: the generator learns what
+    the GALAD filter would remove)."""
     mode: Literal["drop", "downweight"] = "drop"
     """What happens to flagged walkthrough pairs."""
     down_weight: float = 0.1
@@ -86,7 +88,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
         from galad.values.models import load_scorer
 
         scorer = load_scorer(cfg.value_model, cfg.context_mode)
-    threshold = scorer.threshold if cfg.threshold is None else cfg.threshold
+    threshold = POLICY_HARM_THRESHOLD if cfg.threshold is None else cfg.threshold
     train_games, hold = split_games(cfg.games, cfg.holdout)
     if not train_games:
         raise LMError("no training games left after the hold-out")
@@ -103,7 +105,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
                   "holdout": hold, "eval_games": eval_games, "config": asdict(cfg)}
     if ev is not None and cfg.evaluate_before:
         card["before"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
-                                  progress=progress)
+                                  threshold=threshold, progress=progress)
         log.info("before: %s", card["before"])
 
     # 1. walkthrough pairs: drop or down-weight what the value model flags
@@ -147,7 +149,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     card["train"] = finetune_mixed(model, tokenizer, examples, negatives, ft, progress)
     if ev is not None:
         card["after"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
-                                 progress=progress)
+                                 threshold=threshold, progress=progress)
     if "before" in card and "after" in card:
         b, a = card["before"], card["after"]
         card["summary"] = {

@@ -160,7 +160,7 @@ def eval_states(games: Sequence[str], per_game: int) -> EvalStates:
 
 
 def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=None, lookahead: bool = True,
-             progress: bool = True) -> dict:
+             progress: bool = True, threshold: float | None = None) -> dict:
     """Recall@k of the walkthrough's next action and harmful-candidate rates of a candidate source.
 
     Args:
@@ -171,6 +171,7 @@ def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=
         lookahead: also try every candidate in the game (ground truth): the fraction with bad_others > 0
             (``harm_gt_others``) and with any bad label (``harm_gt_any``).
         progress: tqdm bar.
+        threshold: the flag threshold (default: the scorer's own).
 
     Returns:
         ``{"states", "candidates_per_state", "recall@k"..., "harm_vm", "harm_gt_others", "harm_gt_any",
@@ -195,7 +196,7 @@ def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=
         acts = [a for cs in cands for a in cs]
         ctxs = [s.obs for s, cs in zip(ev.states, cands) for _ in cs]
         p = np.asarray(scorer.score(acts, ctxs))
-        out["harm_vm"] = float(np.mean(p > scorer.threshold))
+        out["harm_vm"] = float(np.mean(p > (scorer.threshold if threshold is None else threshold)))
     if lookahead and total:
         envs: dict[str, JiminyEnv] = {}
         bad_o = bad_any = 0
