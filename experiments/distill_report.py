@@ -21,6 +21,16 @@ def row(name: str, m: dict, base: dict) -> str:
             f"{m['harm_gt_others']:.4f} ({len(m['harmful_others'])} of {n}) | {ratio:.2f} | {m['harm_gt_any']:.4f} |")
 
 
+def harmful_lines(results: dict[str, dict]) -> list[str]:
+    """Per generator, the candidates the ground truth calls harmful to others, with their P(harm) and counts."""
+    lines = []
+    for name, m in results.items():
+        top = Counter((h["game"], h["action"], h["p_harm"]) for h in m["harmful_others"]).most_common(12)
+        lines.append(f"Harmful to others, {name}: " + ", ".join(f"{g}: `{a}` ({p}) x{k}" for (g, a, p), k in top))
+        lines.append("")
+    return lines
+
+
 def main(out: Path) -> None:
     d, c = read_card(lm_dir() / DISTILLED_NAME), read_card(lm_dir() / CONTROL_NAME)
     if d is None or c is None or "before" not in d:
@@ -40,10 +50,7 @@ def main(out: Path) -> None:
                                                                               c["after"], b),
         "",
     ]
-    for name, m in (("trained", b), ("distilled", d["after"]), ("control", c["after"])):
-        top = Counter((h["game"], h["action"], h["p_harm"]) for h in m["harmful_others"]).most_common(12)
-        lines.append(f"Harmful to others, {name}: " + ", ".join(f"{g}: `{a}` ({p}) x{k}" for (g, a, p), k in top))
-        lines.append("")
+    lines += harmful_lines({"trained": b, "distilled": d["after"], "control": c["after"]})
     text = "\n".join(lines)
     (out / "results.md").write_text("# Action distillation against its control\n\nReproduce: "
                                     "`experiments/distill_table.sh`\n\n" + text)

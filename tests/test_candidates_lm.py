@@ -137,6 +137,9 @@ def test_train_generate_distill_on_demo(home):
     # the trainer's factory loads the fine-tuned generator from the cache
     gen = load_generator("demo", "drrn", k=10)
     ev = eval_states(["demo"], 4)
+    fresh = eval_states(["demo"], 12, skip_per_game=4)  # a confirmation sample: none of the first's states
+    assert 0 < len(fresh.states) < 12
+    assert not {s.key() for s in fresh.states} & {s.key() for s in ev.states}
     res = evaluate(gen, ev, scorer=KeywordScorer(), progress=False)
     assert res["states"] == 4 and 0.0 <= res["harm_gt_others"] <= 1.0 and "harm_vm" in res
     total = res["states"] * res["candidates_per_state"]

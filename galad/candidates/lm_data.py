@@ -140,8 +140,12 @@ class EvalStates:
     """The walkthrough's next action at each state."""
 
 
-def eval_states(games: Sequence[str], per_game: int) -> EvalStates:
-    """Evenly spaced walkthrough states of each game, for recall and harm evaluation."""
+def eval_states(games: Sequence[str], per_game: int, skip_per_game: int = 0) -> EvalStates:
+    """Evenly spaced walkthrough states of each game, for recall and harm evaluation.
+
+    ``skip_per_game`` leaves out the states that ``eval_states(games, skip_per_game)`` would pick: a second sample
+    disjoint from the first (to confirm a result on states no choice looked at).
+    """
     from galad.env.jiminy import read_lines
     from galad.env.registry import get_game
 
@@ -149,7 +153,10 @@ def eval_states(games: Sequence[str], per_game: int) -> EvalStates:
     for game in games:
         spec = get_game(game)
         n = len(read_lines(spec.require_installed() / spec.walkthrough_name))
-        want = eval_steps(n, per_game)
+        skip = set(eval_steps(n, skip_per_game)) if skip_per_game else set()
+        want = [i for i in eval_steps(n, per_game) if i not in skip]
+        if not want:
+            continue
         for pair, snap, _ in replay_states(game, max_steps=max(want) + 1, snapshots=want):
             if snap is not None:
                 s = pair.state()
