@@ -35,8 +35,7 @@ def main() -> None:
     skip = cfg["eval_states_per_game"]
     ev = eval_states(d["eval_games"], args.per_game, skip_per_game=skip)
     scorer = load_scorer(d["config"]["value_model"], d["config"]["context_mode"])
-    gen_cfg = LMConfig(k=cfg["k"], beams=max(40, cfg["k"] + 10), max_context_tokens=ft["max_context_tokens"],
-                       num_threads=ft["num_threads"])
+    gen_cfg = LMConfig.for_k(cfg["k"], max_context_tokens=ft["max_context_tokens"], num_threads=ft["num_threads"])
     res = {}
     for name, folder in (("trained", TRAINED_NAME), ("distilled", DISTILLED_NAME), ("control", CONTROL_NAME)):
         gen = LMGenerator(str(lm_dir() / folder), config=gen_cfg)

@@ -92,8 +92,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     train_games, hold = split_games(cfg.games, cfg.holdout)
     if not train_games:
         raise LMError("no training games left after the hold-out")
-    gen_cfg = LMConfig(k=cfg.k, beams=max(40, cfg.k + 10), max_context_tokens=ft.max_context_tokens,
-                       num_threads=ft.num_threads)
+    gen_cfg = LMConfig.for_k(cfg.k, max_context_tokens=ft.max_context_tokens, num_threads=ft.num_threads)
     eval_games = hold if cfg.eval_games is None else cfg.eval_games
     seen = sorted(set(eval_games) & set(getattr(scorer, "trained_games", ())))
     if seen:

@@ -79,6 +79,11 @@ class LMConfig:
     cache_size: int = 50_000
     """Entries of the in-memory state-key -> candidates cache (least recently used go first)."""
 
+    @classmethod
+    def for_k(cls, k: int, **kw) -> LMConfig:
+        """Decoding for ``k`` candidates: a beam of ``max(40, k + 10)`` (room for the dropped duplicates)."""
+        return cls(k=k, beams=max(40, k + 10), **kw)
+
 
 # --- text ------------------------------------------------------------------------------------------------
 _WS = re.compile(r"\s+")

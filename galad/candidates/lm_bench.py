@@ -23,7 +23,7 @@ def bench_generator(model: str | None = "trained", game: str = "zork1", envs: in
         threads: torch threads.
         plain: also time one state through ``model.generate`` and through the shared-prefill decoder.
     """
-    gen = LMGenerator(model, LMConfig(k=k, beams=max(40, k + 10), batch_states=envs, num_threads=threads))
+    gen = LMGenerator(model, LMConfig.for_k(k, batch_states=envs, num_threads=threads))
     pairs = walkthrough_pairs(game)
     step = max(1, len(pairs) // (envs * batches))
     states = [p.state() for p in pairs[::step]][: envs * batches]

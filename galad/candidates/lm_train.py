@@ -250,8 +250,8 @@ def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progr
     train_games, hold = split_games(cfg.games, cfg.holdout)
     if not train_games:
         raise LMError("no training games left after the hold-out")
-    gen_cfg = LMConfig(k=cfg.k, beams=max(40, cfg.k + 10), max_context_tokens=cfg.finetune.max_context_tokens,
-                       num_threads=cfg.finetune.num_threads)
+    gen_cfg = LMConfig.for_k(cfg.k, max_context_tokens=cfg.finetune.max_context_tokens,
+                             num_threads=cfg.finetune.num_threads)
     eval_games = hold if cfg.eval_games is None else cfg.eval_games
     ev = eval_states(eval_games, cfg.eval_states_per_game) if eval_games else None
     card: dict = {"name": TRAINED_NAME, "base": cfg.base or "smollm2-135m", "train_games": train_games,
