@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from galad.atomic import write_json_atomic
 from galad.env.jiminy import JiminyEnv
 from galad.env.registry import get_game, registry
 from galad.errors import ConfigError
@@ -131,14 +131,10 @@ def bench_env(games: list[str], reference: str | None = None, repeats: int = 3, 
           + (f"   median ours/reference: {summary['median_ours_over_reference']:.1f}x" if with_ref else ""))
     result = {"env_replay": rows, "summary": summary}
     if json_out:
-        _write_json(Path(json_out), result)
+        write_json_atomic(json_out, result)
     return result
 
 
-def _write_json(out: Path, data) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(out)
 
 
 def bench_drrn(batch_size: int = 64, updates: int = 20, game: str = "demo", seed: int = 1) -> dict:
@@ -188,14 +184,17 @@ def bench_agents(game: str = "demo", steps: int = 10, envs: int = 8, agents=("dr
     import tempfile
 
     from galad.config import TrainConfig
-    from galad.train import RunFolder, Trainer
+    from galad.runs import RunFolder
+    from galad.train import make_trainer, prepare_value_model
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for agent in agents:
             cfg = TrainConfig(game=game, agent=agent, envs=envs, steps=steps, run_dir=tmp).validate()
             t0 = time.perf_counter()
-            trainer = Trainer(cfg, RunFolder.new(cfg, agent), disk_cache=False)
+            prepare_value_model(cfg)
+            run = RunFolder.new(cfg, agent)
+            trainer = make_trainer(cfg, run, disk_cache=False)
             setup = time.perf_counter() - t0
             try:
                 t0 = time.perf_counter()
@@ -281,5 +280,5 @@ def bench_all(games: list[str], sections=SECTIONS, reference: str | None = None,
         table.add_row(*row)
     Console().print(table)
     if json_out:
-        _write_json(Path(json_out), result)
+        write_json_atomic(json_out, result)
     return result

@@ -13,57 +13,38 @@ from pathlib import Path
 
 from galad.errors import ConfigError
 from galad.metrics import EpisodeRecord, summarize
+from galad.runs import EpisodeLine, RunFolder
 
 
-def read_episodes(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "episodes.jsonl"
-    if not (Path(run_dir) / "config.json").is_file():
-        raise ConfigError(f"{run_dir} is not a galad run folder (no config.json)")
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-    return out
+def read_episodes(run_dir: str | Path) -> list[EpisodeLine]:
+    """Every finished episode of a run folder (a clear error when it is not one)."""
+    return RunFolder.existing(run_dir).episodes()
 
 
 def evaluate_run(run_dir: str | Path, last: int = 50) -> dict:
     """Metrics of one run over the last ``last`` episodes of each env."""
-    run_dir = Path(run_dir)
-    cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) if (run_dir / "config.json").is_file() else {}
-    episodes = read_episodes(run_dir)
-    by_env: dict[int, list[dict]] = defaultdict(list)
+    run = RunFolder.existing(run_dir)
+    cfg = run.config()
+    episodes = run.episodes()
+    by_env: dict[int, list[EpisodeLine]] = defaultdict(list)
     for e in episodes:
-        by_env[e["env"]].append(e)
+        by_env[e.env].append(e)
     chosen = [e for eps in by_env.values() for e in eps[-last:]]
-    records = [EpisodeRecord(e["return"], e["starting_score"], e["max_score"],
-                             [[e["bad_others"], e["bad_self"], e["good_others"], e["good_self"]]], e["steps"])
+    records = [EpisodeRecord(e.return_, e.starting_score, e.max_score,
+                             [[e.bad_others, e.bad_self, e.good_others, e.good_self]], e.steps)
                for e in chosen]
     s = summarize(records)
+    profile = run.profile()
     return {
-        "run": run_dir.name, "game": cfg.get("game"), "agent": cfg.get("agent"), "seed": cfg.get("seed"),
+        "run": run.name, "game": cfg.get("game"), "agent": cfg.get("agent"), "seed": cfg.get("seed"),
         "start_percentage": cfg.get("start_percentage"), "episodes": s.episodes,
         "episodes_total": len(episodes), "percent_completion": round(s.percent_completion, 3),
         "immorality": round(s.immorality, 4), "relative_immorality": round(s.relative_immorality, 5),
         **{f"mean_{k}": round(v, 4) for k, v in s.category_means.items()},
-        "mean_score": round(sum(e["score"] for e in chosen) / len(chosen), 3) if chosen else 0.0,
-        "cumulative_immorality": sum(e["immorality"] for e in episodes),
-        **_profile(run_dir),
+        "mean_score": round(sum(e.score for e in chosen) / len(chosen), 3) if chosen else 0.0,
+        "cumulative_immorality": sum(e.immorality for e in episodes),
+        **({k: profile.get(k) for k in ("sps", "peak_memory_mb", "value_model")} if profile else {}),
     }
-
-
-def _profile(run_dir: Path) -> dict:
-    """Env steps/s, peak memory and the value model from the run's ``profile.json`` (absent for an unfinished
-    run)."""
-    try:
-        p = json.loads((run_dir / "profile.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {"sps": p.get("sps"), "peak_memory_mb": p.get("peak_memory_mb"), "value_model": p.get("value_model")}
 
 
 def evaluate(run_dirs: list[str], last: int = 50, as_json: bool = False) -> int:

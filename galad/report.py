@@ -8,26 +8,26 @@ immorality per agent, safe-exploration curves (cumulative immorality over traini
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from galad.errors import ConfigError
-from galad.evaluate import evaluate_run, read_episodes
+from galad.evaluate import evaluate_run
 from galad.metrics import relative_immorality
+from galad.runs import RunFolder
 
 AGENT_ORDER = ("drrn", "cmps", "galad", "oracle")
 METRICS = ("percent_completion", "immorality", "relative_immorality")
 
 
 def collect(sweep_dir: Path, last: int = 50) -> list[dict]:
-    runs = sorted(p for p in sweep_dir.iterdir() if (p / "config.json").is_file()) if sweep_dir.is_dir() else []
+    runs = RunFolder.under(sweep_dir)
     if not runs:
         raise ConfigError(f"{sweep_dir} holds no galad runs")
     out = []
     for run in runs:
-        row = evaluate_run(run, last)
-        row["finished"] = (run / "summary.json").is_file()
+        row = evaluate_run(run.path, last)
+        row["finished"] = run.finished
         out.append(row)
     return out
 
@@ -75,7 +75,10 @@ def versus_drrn(avg: dict) -> str:
     if "galad" not in avg or "drrn" not in avg:
         return "GALAD and DRRN are not both in this sweep."
     g, d = avg["galad"], avg["drrn"]
-    ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a (DRRN's is 0)"
+
+    def ratio(a, b):
+        return f"{a / b:.2f}x" if b else "n/a (DRRN's is 0)"
+
     return (f"GALAD against DRRN: immorality {g['immorality']:.2f} vs {d['immorality']:.2f} "
             f"({ratio(g['immorality'], d['immorality'])}), % completion {g['percent_completion']:.2f} vs "
             f"{d['percent_completion']:.2f} ({ratio(g['percent_completion'], d['percent_completion'])}).")
@@ -96,12 +99,12 @@ def verdict(avg: dict) -> str:
 def safe_exploration(sweep_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Per agent: (env steps, cumulative immorality) averaged over its runs, on each run's own episode ends."""
     curves: dict[str, list[list[tuple[int, float]]]] = defaultdict(list)
-    for run in sorted(p for p in sweep_dir.iterdir() if (p / "config.json").is_file()):
-        agent = json.loads((run / "config.json").read_text())["agent"]
+    for run in RunFolder.under(sweep_dir):
+        agent = run.config()["agent"]
         total, pts = 0.0, []
-        for e in sorted(read_episodes(run), key=lambda e: e["env_steps"]):
-            total += e["immorality"]
-            pts.append((e["env_steps"], total))
+        for e in sorted(run.episodes(), key=lambda e: e.env_steps):
+            total += e.immorality
+            pts.append((e.env_steps, total))
         if pts:
             curves[agent].append(pts)
     out = {}

@@ -33,6 +33,7 @@ from typing import Literal
 
 from galad.config import TrainConfig
 from galad.errors import ConfigError
+from galad.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ class SweepRun:
 
     @property
     def finished(self) -> bool:
-        return (self.path / "summary.json").is_file()
+        return RunFolder(self.path).finished
 
     @property
     def resumable(self) -> bool:
-        return (self.path / "checkpoints" / "latest.pt").is_file()
+        return RunFolder(self.path).resumable
 
 
 @dataclass

@@ -5,16 +5,13 @@ penalises them → DRRN Q-values → an action sampled from softmax(Q) per env �
 their processes while the DRRN makes one TD update → transitions into replay → TensorBoard, transcripts,
 episode records.
 
-A run folder ``runs/{game}__{agent}__s{seed}__{YYYYmmdd-HHMMSS}/`` holds ``config.json``, the TensorBoard
-events, ``transcripts/env{i}.jsonl`` (one line per env step), ``episodes.jsonl`` (one line per finished
-episode), ``checkpoints/latest.pt``, ``valid_cache.sqlite`` and ``value_cache.sqlite`` (the run's valid-action
-detections and P(harm) scores), ``profile.json`` (where the time went, env steps/s and peak memory of the
-learner and env workers together, for the last process that ran the run) and, written last, ``summary.json``.
+The pieces are built first (:func:`build_pieces`: the env pool, the candidate source, the policy) and handed to
+the :class:`Trainer`, which owns the loop and nothing else; :func:`train` strings it together for the CLI. The
+run folder's files are :mod:`galad.runs`'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -22,20 +19,34 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from galad.agents import policies
+from galad.agents.drrn import DRRNAgent, EncodedState, Transition
+from galad.agents.tokenizer import load_or_train
+from galad.atomic import atomic_file
+from galad.candidates.base import CandidateSource, GameState
 from galad.config import TrainConfig, load_json_config
+from galad.env.annotations import CATEGORIES
 from galad.env.registry import get_game
+from galad.env.vector import EnvPool, EnvView
 from galad.errors import ConfigError
+from galad.evaluate import evaluate_run
+from galad.metrics import category_sums, immorality, percent_completion
+from galad.runs import EpisodeLine, RunFolder, TranscriptLine, jsonl_line
 from galad.values.base import scene_context
+from galad.values.cache import ScoreCache
+from galad.values.oracle import LookaheadOracle
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT = "checkpoints/latest.pt"
 
 
 class StopRequested(KeyboardInterrupt):
@@ -57,11 +68,108 @@ def peak_resident_bytes(pids: list[int]) -> int | None:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (the one place seeds are set)."""
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# --- building the pieces ------------------------------------------------------------------------------
+
+
+def make_pool(cfg: TrainConfig) -> EnvPool:
+    """The run's envs, each in its own worker process."""
+    get_game(cfg.game).require_installed()
+    return EnvPool(cfg.envs, cfg.seed, with_engine_state=cfg.candidates == "valid", game=cfg.game,
+                   start_percentage=cfg.start_percentage, step_limit=cfg.episode_steps, step_timeout=cfg.step_timeout)
+
+
+def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False) -> CandidateSource:
+    """The configured candidate source (valid actions: detections also kept in the file ``disk_cache``)."""
+    if cfg.candidates == "valid":
+        from galad.candidates.valid import ValidActionSource, ValidConfig
+
+        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
+                                             budget=cfg.valid_budget, disk_cache=disk_cache))
+    from galad.candidates.lm import load_generator
+
+    return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
+
+
+def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True):
+    """The value model of a cmps or galad run (a :class:`~galad.values.base.HarmScorer`); it must be trained
+    already (:func:`prepare_value_model`).
+
+    ``score_cache``: where P(harm) scores are kept (True: the shared ``GALAD_HOME/value_cache.sqlite``)."""
+    from galad.values.models import load_scorer
+
+    return load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(), num_threads=1,
+                       cache=score_cache, train_if_missing=False)
+
+
+def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer=None) -> policies.Policy:
+    """The configured policy: cmps and galad act on ``scorer`` at the run's tau, the oracle looks ahead in
+    ``pool``'s envs."""
+    if cfg.agent == "drrn":
+        return policies.Policy()
+    if cfg.agent == "oracle":
+        if pool is None:
+            raise ConfigError("the oracle policy needs the env pool to look ahead in")
+        return policies.OraclePolicy(LookaheadOracle(pool.lookahead))
+    if scorer is None:
+        raise ConfigError(f"the {cfg.agent} policy needs a value model")
+    if cfg.agent == "cmps":
+        return policies.CMPSPolicy(scorer, cfg.resolved_harm_threshold(), cfg.cmps_weight)
+    return policies.GaladPolicy(scorer, cfg.resolved_harm_threshold())
+
+
+def prepare_value_model(cfg: TrainConfig) -> None:
+    """The step before a cmps or galad run: refuse a value model that read this game's annotations, and train
+    our own model if it is not trained yet (once, the first time it is needed)."""
+    if cfg.agent not in ("cmps", "galad"):
+        return
+    from galad.values.models import ensure_trained, trained_games
+
+    if cfg.game in trained_games(cfg.value_model or None):
+        raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
+                          f"pick one that holds {cfg.game} out (the default does)")
+    ensure_trained(cfg.value_model or None)
+
+
+@dataclass
+class Pieces:
+    """What a :class:`Trainer` trains with, built outside it."""
+
+    pool: EnvPool
+    source: CandidateSource
+    policy: policies.Policy
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def build_pieces(cfg: TrainConfig, run: RunFolder, disk_cache: bool = True) -> Pieces:
+    """The env pool, candidate source and policy of a run.
+
+    ``disk_cache``: keep the run's valid-action detections in ``<run>/valid_cache.sqlite`` and its P(harm)
+    scores in ``<run>/value_cache.sqlite`` (off: in memory only). A detection is cached by world state, which
+    leaves out the RNG, and a score depends a little on the batch it was computed in (int8 dynamic quantisation
+    scales a batch's activations together), so whichever came first decides what later lookups get: kept with
+    the run, a resumed run gets what the uninterrupted one would have, and no other run (of a sweep, say)
+    changes what this one sees.
+    """
+    pool = make_pool(cfg)
+    try:
+        source = make_candidate_source(cfg, run.valid_cache if disk_cache else False)
+        scorer = None
+        if cfg.agent in ("cmps", "galad"):
+            scorer = load_value_model(cfg, ScoreCache(run.value_cache if disk_cache else None))
+        return Pieces(pool, source, make_policy(cfg, pool, scorer))
+    except BaseException:
+        pool.close()
+        raise
+
+
+# --- the loop -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -74,139 +182,65 @@ class EpisodeTracker:
     starting_score: int = 0
 
 
-class RunFolder:
-    """Paths and writers of one run folder."""
+@dataclass
+class TrainerState:
+    """Everything the loop changes besides the DRRN (network, optimizer, replay, RNGs) and the envs: saved and
+    loaded whole with each checkpoint."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.transcripts = path / "transcripts"
-        self.checkpoint = path / CHECKPOINT
+    envs: int
+    step: int = 0
+    views: list[EnvView] = field(default_factory=list)
+    """The current view of each env."""
+    prev: list[tuple[str, str]] = field(default_factory=list)
+    """(previous action, previous observation) per env."""
+    episodes: list[EpisodeTracker] = field(default_factory=list)
+    pending: list[Transition | None] = field(default_factory=list)
+    """Per env, the last transition, waiting for its next state's candidates."""
+    episode_buffers: list[list[Transition]] = field(default_factory=list)
+    """Per env, the running episode's transitions (they go to priority replay if it ties the best score)."""
+    best_score: int = -10**9
+    cumulative_immorality: int = 0
+    finished_episodes: int = 0
 
-    @staticmethod
-    def new(cfg: TrainConfig, name: str | None = None) -> "RunFolder":
-        if name:
-            path = Path(cfg.run_dir) / name
-            if path.exists():
-                raise ConfigError(f"{path} exists; resume it with --resume or choose another --run-name")
-        else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path(cfg.run_dir) / f"{cfg.game}__{cfg.agent}__s{cfg.seed}__{stamp}"
-            n = 1
-            while path.exists():
-                n += 1
-                path = Path(cfg.run_dir) / f"{cfg.game}__{cfg.agent}__s{cfg.seed}__{stamp}-{n}"
-        (path / "transcripts").mkdir(parents=True)
-        (path / "checkpoints").mkdir()
-        write_json_atomic(path / "config.json", cfg.to_dict())
-        return RunFolder(path)
-
-    @staticmethod
-    def existing(path: str | Path) -> "RunFolder":
-        p = Path(path)
-        if not (p / "config.json").is_file() or not (p / "transcripts").is_dir():
-            raise ConfigError(f"{p} is not a galad run folder (no config.json / transcripts/)")
-        return RunFolder(p)
+    def __post_init__(self) -> None:
+        n = self.envs
+        self.prev = self.prev or [("", "")] * n
+        self.episodes = self.episodes or [EpisodeTracker() for _ in range(n)]
+        self.pending = self.pending or [None] * n
+        self.episode_buffers = self.episode_buffers or [[] for _ in range(n)]
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+class Stopwatch:
+    """Wall seconds per phase: :meth:`lap` charges the time since the previous lap to ``phase``."""
 
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._mark = time.perf_counter()
 
-# --- building the pieces ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._mark = time.perf_counter()
 
-
-def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False):
-    """The configured candidate source (valid actions: detections also kept in the file ``disk_cache``)."""
-    if cfg.candidates == "valid":
-        from galad.candidates.valid import ValidActionSource, ValidConfig
-
-        return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
-                                             budget=cfg.valid_budget,
-                                             disk_cache=disk_cache))
-    from galad.candidates.lm import load_generator
-
-    return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
-
-
-def make_policy(cfg: TrainConfig, pool, score_cache=True):
-    """The configured policy; cmps and galad load the value model (trained on first use).
-
-    ``score_cache``: where P(harm) scores are kept (a :class:`~galad.values.cache.ScoreCache`; True: the shared
-    ``GALAD_HOME/value_cache.sqlite``)."""
-    from galad.agents import policies
-
-    if cfg.agent == "drrn":
-        return policies.Policy()
-    if cfg.agent == "oracle":
-        from galad.values.oracle import harm_from_vectors
-
-        def lookahead(cands):
-            out = []
-            for rs in pool.lookahead(cands):
-                vecs = [r["label_vector_sum"] for r in rs]
-                out.append(harm_from_vectors(vecs, "bad_others").astype(float).tolist() if vecs else [])
-            return out
-        return policies.OraclePolicy(lookahead)
-    from galad.values.models import load_scorer
-
-    scorer = load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(),
-                         threshold=cfg.resolved_harm_threshold(), num_threads=1, cache=score_cache)
-    score = lambda actions, contexts: scorer.score(actions, contexts)  # noqa: E731
-    if cfg.agent == "cmps":
-        policy: policies.Policy = policies.CMPSPolicy(score, scorer.threshold, cfg.cmps_weight)
-    else:
-        policy = policies.GaladPolicy(score, scorer.threshold)
-    policy.value_model = scorer.name
-    return policy
-
-
-# --- the loop -----------------------------------------------------------------------------------------
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._mark
+        self._mark = now
 
 
 class Trainer:
-    """One training run (new or resumed)."""
+    """One training run (new or resumed) on pieces built outside it (:func:`build_pieces`)."""
 
-    def __init__(self, cfg: TrainConfig, run: RunFolder, resume: bool = False, disk_cache: bool = True):
-        """``disk_cache``: keep the run's valid-action detections in ``<run>/valid_cache.sqlite`` and its P(harm)
-        scores in ``<run>/value_cache.sqlite`` (off: in memory only). A detection is cached by world state, which
-        leaves out the RNG, and a score depends a little on the batch it was computed in (int8 dynamic
-        quantisation scales a batch's activations together), so whichever came first decides what later
-        lookups get: kept with the run, a resumed run gets what the uninterrupted one would have, and no other
-        run (of a sweep, say) changes what this one sees."""
-        import torch
-        from torch.utils.tensorboard import SummaryWriter
-
-        from galad.agents.drrn import DRRNAgent
-        from galad.agents.tokenizer import load_or_train
-        from galad.candidates.base import GameState
-        from galad.env.vector import EnvPool
-
-        self.GameState = GameState
+    def __init__(self, cfg: TrainConfig, run: RunFolder, pool: EnvPool, source: CandidateSource,
+                 policy: policies.Policy, resume: bool = False):
         self.cfg, self.run = cfg, run
+        self.pool, self.source, self.policy = pool, source, policy
         torch.set_num_threads(1)  # the env workers share the cores; more threads run slower here
         seed_everything(cfg.seed)
         torch.use_deterministic_algorithms(True)
         self.spec = get_game(cfg.game)
-        self.spec.require_installed()
         self.tokenizer = load_or_train(cfg.game)
         self.agent = DRRNAgent(self.tokenizer.vocab_size, cfg.embedding_dim, cfg.hidden_dim, cfg.lr, cfg.gamma,
                                cfg.batch_size, cfg.memory_size, cfg.priority_fraction, cfg.clip, cfg.seed)
-        self.pool = EnvPool(cfg.envs, cfg.seed, with_engine_state=cfg.candidates == "valid", game=cfg.game,
-                            start_percentage=cfg.start_percentage, step_limit=cfg.episode_steps,
-                            step_timeout=cfg.step_timeout)
-        try:
-            self.source = make_candidate_source(cfg, run.path / "valid_cache.sqlite" if disk_cache else False)
-            from galad.values.cache import ScoreCache
-
-            scores = ScoreCache(run.path / "value_cache.sqlite" if disk_cache else None)
-            self.policy = make_policy(cfg, self.pool, scores)
-        except BaseException:
-            self.pool.close()
-            raise
-        self.step = 0
-        self.seconds: dict[str, float] = defaultdict(float)
+        self.clock = Stopwatch()
         """Wall seconds of each phase of :meth:`train_step` (candidates, policy, q_values, update, env,
         bookkeeping) in this process's life: where the time goes."""
         self.stop_requested = False
@@ -214,248 +248,234 @@ class Trainer:
         self.peak_memory: int | None = None
         """Peak resident memory of this process and the env workers, in bytes: the sum of each process's
         high-water mark (:func:`peak_resident_bytes`), an upper bound of their peak together."""
-        self.views = []
-        self.prev = [("", "")] * cfg.envs  # (previous action, previous observation) per env
-        self.episodes = [EpisodeTracker() for _ in range(cfg.envs)]
-        self.pending: list[Any] = [None] * cfg.envs  # transition waiting for its next-state candidates
-        self.episode_buffers: list[list] = [[] for _ in range(cfg.envs)]
-        self.best_score = -10**9
-        self.cumulative_immorality = 0
-        self.finished_episodes = 0
+        self.state = TrainerState(cfg.envs)
         if resume:
             self._load_checkpoint()
-            purge = self.step * cfg.envs
+            purge = self.state.step * cfg.envs
         else:
-            self.views = self.pool.reset()
-            for i, v in enumerate(self.views):
-                self.episodes[i].starting_score = v.info.get("starting_score", 0)
+            self.state.views = self.pool.reset()
+            for ep, v in zip(self.state.episodes, self.state.views):
+                ep.starting_score = v.info.get("starting_score", 0)
             purge = None
         self.writer = SummaryWriter(str(run.path), purge_step=purge)
-        self.transcripts = [open(run.transcripts / f"env{i}.jsonl", "a", encoding="utf-8") for i in range(cfg.envs)]
-        self.episodes_file = open(run.path / "episodes.jsonl", "a", encoding="utf-8")
+        self.transcripts = [open(run.transcript(i), "a", encoding="utf-8") for i in range(cfg.envs)]
+        self.episodes_file = open(run.episodes_path, "a", encoding="utf-8")
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return self.clock.seconds
 
     # --- one step -------------------------------------------------------------------------------------
-    def _states(self):
-        return [self.GameState(self.cfg.game, v.obs, v.look, v.inventory, self.prev[i][0], self.prev[i][1],
-                               v.ram_hash, v.engine_state) for i, v in enumerate(self.views)]
+    def _states(self) -> list[GameState]:
+        st = self.state
+        return [GameState(self.cfg.game, v.obs, v.look, v.inventory, st.prev[i][0], st.prev[i][1], v.ram_hash,
+                          v.engine_state) for i, v in enumerate(st.views)]
 
-    def _encode(self, view):
-        from galad.agents.drrn import EncodedState
-
+    def _encode(self, view: EnvView) -> EncodedState:
         m = self.cfg.max_tokens
         obs, look, inv = self.tokenizer.encode_batch([view.obs, view.look, view.inventory])
         return EncodedState(obs[-m:], look[-m:], inv[-m:])
 
     def train_step(self) -> dict:
-        clock, mark = self.seconds, [time.perf_counter()]
-
-        def lap(phase: str) -> None:
-            now = time.perf_counter()
-            clock[phase] += now - mark[0]
-            mark[0] = now
-
+        """One step of every env: candidates, policy, Q, act, TD update, transitions, episode ends."""
+        st, clock = self.state, self.clock
+        clock.start()
         states = self._states()
         candidates = self.source.propose(states)
         candidates = [c or ["look"] for c in candidates]  # a state with no candidate still needs an action
-        lap("candidates")
+        clock.lap("candidates")
         restrictions = self.policy.restrict([scene_context(s.obs, s.look) for s in states], candidates)
-        lap("policy")
-        enc = [self._encode(v) for v in self.views]
-        act_ids = [self.tokenizer.encode_batch(r.kept) for r in restrictions]
+        clock.lap("policy")
+        encoded = [self._encode(v) for v in st.views]
+        action_ids = [self.tokenizer.encode_batch(r.kept) for r in restrictions]
         # finish last step's transitions now that their next-state candidates are known
-        for i, t in enumerate(self.pending):
+        for i, t in enumerate(st.pending):
             if t is not None:
-                t.next_state, t.next_actions, t.next_penalties = enc[i], act_ids[i], restrictions[i].penalties
+                t.next_state, t.next_actions, t.next_penalties = encoded[i], action_ids[i], restrictions[i].penalties
                 self._remember(i, t)
-                self.pending[i] = None
-        q = self.agent.q_values(enc, act_ids)
-        import torch
-
+                st.pending[i] = None
+        q = self.agent.q_values(encoded, action_ids)
         shaped = [qs - torch.tensor(r.penalties, dtype=qs.dtype) for qs, r in zip(q, restrictions)]
         choice = self.agent.sample_actions(shaped)
         actions = [r.kept[c] for r, c in zip(restrictions, choice)]
-        lap("q_values")
+        clock.lap("q_values")
         self.pool.step_async(actions)
-        upd = self.agent.update()  # overlaps with the envs stepping in their processes
-        lap("update")
+        update = self.agent.update()  # overlaps with the envs stepping in their processes
+        clock.lap("update")
         new_views = self.pool.step_wait()
-        lap("env")
-        from galad.agents.drrn import Transition
-
-        removed = sum(len(r.removed) for r in restrictions)
-        total = sum(len(r.kept) + len(r.removed) for r in restrictions)
+        clock.lap("env")
         ended = []
-        for i, (v, nv) in enumerate(zip(self.views, new_views)):
-            ep = self.episodes[i]
+        for i, (view, new) in enumerate(zip(st.views, new_views)):
+            ep = st.episodes[i]
             ep.steps += 1
-            ep.label_vectors += nv.info["label_vectors"]
-            done = nv.terminated or nv.truncated
-            t = Transition(enc[i], act_ids[i][choice[i]], float(nv.reward), None, [], [], nv.terminated)
-            self._write_transcript(i, v, candidates[i], restrictions[i], actions[i], q[i], nv)
-            if done:
-                t.next_state, t.next_actions, t.next_penalties = enc[i], [], []
+            ep.label_vectors += new.info["label_vectors"]
+            t = Transition(encoded[i], action_ids[i][choice[i]], float(new.reward), None, [], [], new.terminated)
+            self._write_transcript(i, view, restrictions[i], actions[i], q[i], new)
+            if new.terminated or new.truncated:
+                t.next_state, t.next_actions, t.next_penalties = encoded[i], [], []
                 self._remember(i, t)
                 ended.append(i)
             else:
-                self.pending[i] = t
-            self.prev[i] = (actions[i], v.obs)
-        self.views = new_views
+                st.pending[i] = t
+            st.prev[i] = (actions[i], view.obs)
+        st.views = new_views
         for i in ended:
             self._end_episode(i)
-        if ended:
-            fresh = self.pool.reset(ended)
-            for i, v in zip(ended, fresh):
-                self.views[i] = v
-                self.prev[i] = ("", "")
-                self.episodes[i] = EpisodeTracker(self.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0))
-        lap("bookkeeping")  # transcripts, episode ends, resets
-        self.step += 1
-        return {"removed": removed, "total": total, "update": upd}
+        self._reset_ended(ended)
+        clock.lap("bookkeeping")  # transcripts, episode ends, resets
+        st.step += 1
+        return {"removed": sum(len(r.removed) for r in restrictions),
+                "total": sum(len(r.kept) + len(r.removed) for r in restrictions), "update": update}
 
-    def _remember(self, i: int, t) -> None:
+    def _remember(self, i: int, t: Transition) -> None:
         self.agent.memory.push(t)
-        self.episode_buffers[i].append(t)
+        self.state.episode_buffers[i].append(t)
+
+    def _reset_ended(self, ended: list[int]) -> None:
+        if not ended:
+            return
+        st = self.state
+        for i, v in zip(ended, self.pool.reset(ended)):
+            st.views[i] = v
+            st.prev[i] = ("", "")
+            st.episodes[i] = EpisodeTracker(st.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0))
 
     def _end_episode(self, i: int) -> None:
-        from galad.metrics import category_sums, immorality
-
-        ep, v = self.episodes[i], self.views[i]
+        st = self.state
+        ep, v = st.episodes[i], st.views[i]
         score = v.info["score"]
         # transitions of an episode that matched the best score so far also go to the priority memory
-        if score >= self.best_score:
-            for t in self.episode_buffers[i]:
+        if score >= st.best_score:
+            for t in st.episode_buffers[i]:
                 self.agent.memory.push(t, priority=True)
-        self.best_score = max(self.best_score, score)
-        self.episode_buffers[i] = []
+        st.best_score = max(st.best_score, score)
+        st.episode_buffers[i] = []
         imm = immorality(ep.label_vectors)
-        self.cumulative_immorality += imm
-        self.finished_episodes += 1
-        denom = self.spec.max_score - ep.starting_score
-        record = {
-            "env": i, "episode": ep.index, "env_steps": self.step * self.cfg.envs, "steps": ep.steps,
-            "score": score, "starting_score": ep.starting_score, "max_score": self.spec.max_score,
-            "return": score - ep.starting_score, "immorality": imm, **category_sums(ep.label_vectors),
-            "percent_completion": 100.0 * (score - ep.starting_score) / denom if denom > 0 else 0.0,
-            "end": "game_over" if v.terminated else v.info.get("truncation_reason"),
-        }
-        self.episodes_file.write(json.dumps(record) + "\n")
-        gs = self.step * self.cfg.envs
-        w = self.writer
+        st.cumulative_immorality += imm
+        st.finished_episodes += 1
+        sums = category_sums(ep.label_vectors)
+        record = EpisodeLine(
+            env=i, episode=ep.index, env_steps=st.step * self.cfg.envs, steps=ep.steps, score=score,
+            starting_score=ep.starting_score, max_score=self.spec.max_score, return_=score - ep.starting_score,
+            immorality=imm, **sums,
+            percent_completion=percent_completion([score - ep.starting_score], [self.spec.max_score],
+                                                  [ep.starting_score]),
+            end="game_over" if v.terminated else v.info.get("truncation_reason"))
+        self.episodes_file.write(jsonl_line(record))
+        gs, w = st.step * self.cfg.envs, self.writer
         w.add_scalar("charts/episodic_score", score, gs)
-        w.add_scalar("charts/episodic_return", record["return"], gs)
-        w.add_scalar("charts/percent_completion", record["percent_completion"], gs)
+        w.add_scalar("charts/episodic_return", record.return_, gs)
+        w.add_scalar("charts/percent_completion", record.percent_completion, gs)
         w.add_scalar("morality/immorality", imm, gs)
-        for k in ("bad_others", "bad_self", "good_others", "good_self"):
-            w.add_scalar(f"morality/{k}", record[k], gs)
-        w.add_scalar("morality/cumulative_immorality", self.cumulative_immorality, gs)
+        for k in CATEGORIES:
+            w.add_scalar(f"morality/{k}", sums[k], gs)
+        w.add_scalar("morality/cumulative_immorality", st.cumulative_immorality, gs)
 
-    def _write_transcript(self, i, view, candidates, r, action, q, nv) -> None:
-        kept_q = [round(float(x), 4) for x in q]
-        line = {
-            "step": self.step, "env": i, "episode": self.episodes[i].index, "episode_step": self.episodes[i].steps,
-            "obs": view.obs, "candidates": r.kept, "harm": r.harm, "q_values": kept_q, "penalties": r.penalties,
-            "removed": r.removed, "removed_harm": r.removed_harm, "action": action, "next_obs": nv.obs,
-            "reward": nv.reward, "score": nv.info["score"], "markers": [list(m) for m in nv.info["markers"]],
-            "label_vectors": nv.info["label_vectors"], "terminated": nv.terminated, "truncated": nv.truncated,
-        }
-        self.transcripts[i].write(json.dumps(line) + "\n")
+    def _write_transcript(self, i: int, view: EnvView, r: policies.Restriction, action: str, q: torch.Tensor,
+                          new: EnvView) -> None:
+        ep = self.state.episodes[i]
+        line = TranscriptLine(
+            step=self.state.step, env=i, episode=ep.index, episode_step=ep.steps, obs=view.obs, candidates=r.kept,
+            harm=r.harm, q_values=[round(float(x), 4) for x in q], penalties=r.penalties, removed=r.removed,
+            removed_harm=r.removed_harm, action=action, next_obs=new.obs, reward=new.reward,
+            score=new.info["score"], markers=[list(m) for m in new.info["markers"]],
+            label_vectors=new.info["label_vectors"], terminated=new.terminated, truncated=new.truncated)
+        self.transcripts[i].write(jsonl_line(line))
 
     # --- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        import torch
-
         for f in self.transcripts + [self.episodes_file]:
             f.flush()
         self.writer.flush()
-        state = {
+        agent = self.agent
+        checkpoint = {
             "game": self.cfg.game, "config": self.cfg.to_dict(), "value_model": self.policy.value_model,
-            "step": self.step, "network": self.agent.network.state_dict(), "optimizer": self.agent.optimizer.state_dict(),
-            "memory": self.agent.memory, "agent_rng": self.agent.rng.getstate(),
-            "torch_generator": self.agent.generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "py_rng": random.getstate(), "np_rng": np.random.get_state(),
-            "env_states": self.pool.get_states(), "views": self.views, "prev": self.prev,
-            "episodes": self.episodes, "pending": self.pending, "episode_buffers": self.episode_buffers,
-            "best_score": self.best_score, "cumulative_immorality": self.cumulative_immorality,
-            "finished_episodes": self.finished_episodes,
+            "trainer": self.state, "env_states": self.pool.get_states(),
+            "network": agent.network.state_dict(), "optimizer": agent.optimizer.state_dict(), "memory": agent.memory,
+            "agent_rng": agent.rng.getstate(), "torch_generator": agent.generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(), "np_rng": np.random.get_state(),
             "transcript_offsets": [f.tell() for f in self.transcripts], "episodes_offset": self.episodes_file.tell(),
         }
-        tmp = self.run.checkpoint.with_name("latest.pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.run.checkpoint)
+        with atomic_file(self.run.checkpoint) as tmp:
+            torch.save(checkpoint, tmp)
 
     def _load_checkpoint(self) -> None:
-        import torch
-
         if not self.run.checkpoint.is_file():
             raise ConfigError(f"{self.run.path} has no checkpoint to resume from")
         try:
-            st = torch.load(self.run.checkpoint, weights_only=False)
+            ck = torch.load(self.run.checkpoint, weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one clear error
             raise ConfigError(f"{self.run.checkpoint}: unreadable checkpoint ({exc})") from None
-        if st.get("game") != self.cfg.game or st.get("config") != self.cfg.to_dict():
+        if ck.get("game") != self.cfg.game or ck.get("config") != self.cfg.to_dict():
             raise ConfigError(f"{self.run.checkpoint} was written for another game or configuration")
-        if "value_model" in st and st["value_model"] != self.policy.value_model:
+        if "value_model" in ck and ck["value_model"] != self.policy.value_model:
             # the default model is trained into one folder per recipe name: a retrained or changed model would
             # silently score the rest of the run differently
-            raise ConfigError(f"{self.run.path} was scored by value model {st['value_model']}, but it resolves to "
+            raise ConfigError(f"{self.run.path} was scored by value model {ck['value_model']}, but it resolves to "
                               f"{self.policy.value_model} now: resume with the same model")
-        self.agent.network.load_state_dict(st["network"])
-        self.agent.optimizer.load_state_dict(st["optimizer"])
-        self.agent.memory = st["memory"]
-        self.agent.rng.setstate(st["agent_rng"])
-        self.agent.generator.set_state(st["torch_generator"])
-        torch.set_rng_state(st["torch_rng"])
-        random.setstate(st["py_rng"])
-        np.random.set_state(st["np_rng"])
-        self.pool.set_states(st["env_states"])
-        self.views, self.prev, self.episodes = st["views"], st["prev"], st["episodes"]
-        self.pending, self.episode_buffers = st["pending"], st["episode_buffers"]
-        self.best_score, self.cumulative_immorality = st["best_score"], st["cumulative_immorality"]
-        self.finished_episodes, self.step = st["finished_episodes"], st["step"]
+        agent = self.agent
+        agent.network.load_state_dict(ck["network"])
+        agent.optimizer.load_state_dict(ck["optimizer"])
+        agent.memory = ck["memory"]
+        agent.rng.setstate(ck["agent_rng"])
+        agent.generator.set_state(ck["torch_generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        random.setstate(ck["py_rng"])
+        np.random.set_state(ck["np_rng"])
+        self.pool.set_states(ck["env_states"])
+        # checkpoints written before TrainerState kept its fields at the top level
+        self.state = ck["trainer"] if "trainer" in ck else TrainerState(
+            **{f.name: ck[f.name] for f in fields(TrainerState) if f.name in ck}, envs=self.cfg.envs)
         # lines written after the checkpoint are produced again, identically: cut them so none repeats
-        for i, off in enumerate(st["transcript_offsets"]):
-            with open(self.run.transcripts / f"env{i}.jsonl", "r+b") as f:
+        for i, off in enumerate(ck["transcript_offsets"]):
+            with open(self.run.transcript(i), "r+b") as f:
                 f.truncate(off)
-        with open(self.run.path / "episodes.jsonl", "r+b") as f:
-            f.truncate(st["episodes_offset"])
+        with open(self.run.episodes_path, "r+b") as f:
+            f.truncate(ck["episodes_offset"])
 
     # --- driving --------------------------------------------------------------------------------------
     def run_loop(self, progress: bool = True) -> dict:
-        from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        cfg = self.cfg
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
-        t0, s0 = time.perf_counter(), self.step
+        """Train to ``cfg.steps``, logging every ``log_every`` and checkpointing every ``checkpoint_every``
+        steps; returns the run's summary."""
+        cfg, st = self.cfg, self.state
+        bar = tqdm(total=cfg.steps, initial=st.step, disable=not progress, unit="step", dynamic_ncols=True)
+        t0, s0 = time.perf_counter(), st.step
         removed = total = 0
         with logging_redirect_tqdm():
-            while self.step < cfg.steps:
+            while st.step < cfg.steps:
                 if self.stop_requested:
                     raise StopRequested
                 out = self.train_step()
                 removed += out["removed"]
                 total += out["total"]
-                gs = self.step * cfg.envs
-                if self.step % cfg.log_every == 0:
-                    sps = (self.step - s0) * cfg.envs / max(1e-9, time.perf_counter() - t0)
-                    self.writer.add_scalar("charts/SPS", sps, gs)
-                    self.sample_memory()
-                    if self.peak_memory is not None:
-                        self.writer.add_scalar("charts/peak_memory_gb", self.peak_memory / 2**30, gs)
-                    self.writer.add_scalar("filter/removed_fraction", removed / max(1, total), gs)
-                    if out["update"]:
-                        self.writer.add_scalar("losses/td_loss", out["update"][0], gs)
-                        self.writer.add_scalar("losses/q_values", out["update"][1], gs)
+                if st.step % cfg.log_every == 0:
+                    sps = (st.step - s0) * cfg.envs / max(1e-9, time.perf_counter() - t0)
+                    self._log(sps, removed / max(1, total), out["update"])
                     removed = total = 0
-                    bar.set_postfix(SPS=f"{sps:.0f}", episodes=self.finished_episodes,
-                                    immorality=f"{self.cumulative_immorality / max(1, self.finished_episodes):.2f}")
-                if self.step % cfg.checkpoint_every == 0:
+                    bar.set_postfix(SPS=f"{sps:.0f}", episodes=st.finished_episodes,
+                                    immorality=f"{st.cumulative_immorality / max(1, st.finished_episodes):.2f}")
+                if st.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                 bar.update(1)
         bar.close()
         self.save_checkpoint()
-        self.write_profile(self.step - s0, time.perf_counter() - t0)
+        self.write_profile(st.step - s0, time.perf_counter() - t0)
         return self.finish()
+
+    def _log(self, sps: float, removed_fraction: float, update: tuple[float, float] | None) -> None:
+        gs, w = self.state.step * self.cfg.envs, self.writer
+        w.add_scalar("charts/SPS", sps, gs)
+        self.sample_memory()
+        if self.peak_memory is not None:
+            w.add_scalar("charts/peak_memory_gb", self.peak_memory / 2**30, gs)
+        w.add_scalar("filter/removed_fraction", removed_fraction, gs)
+        if update:
+            w.add_scalar("losses/td_loss", update[0], gs)
+            w.add_scalar("losses/q_values", update[1], gs)
 
     def sample_memory(self) -> None:
         peak = peak_resident_bytes([os.getpid()] + [p.pid for p in self.pool.procs])
@@ -465,7 +485,7 @@ class Trainer:
     def write_profile(self, steps: int, wall: float) -> None:
         """``profile.json``: env steps/s, the share of each phase and peak memory of this process's part of the run."""
         self.sample_memory()
-        write_json_atomic(self.run.path / "profile.json", {
+        self.run.write_profile({
             "steps": steps, "envs": self.cfg.envs, "wall_seconds": round(wall, 1),
             "sps": round(steps * self.cfg.envs / max(1e-9, wall), 2),
             "phase_share": {k: round(v / max(1e-9, wall), 3)
@@ -475,11 +495,9 @@ class Trainer:
         })
 
     def finish(self) -> dict:
-        from galad.evaluate import evaluate_run
-
         self.close_files()
         summary = evaluate_run(self.run.path)
-        write_json_atomic(self.run.path / "summary.json", summary)
+        self.run.write_summary(summary)
         return summary
 
     def close_files(self) -> None:
@@ -491,6 +509,22 @@ class Trainer:
     def close(self) -> None:
         self.close_files()
         self.pool.close()
+
+
+def _resumed_config(run: RunFolder, overrides: dict[str, Any] | None) -> TrainConfig:
+    """A resumed run's own configuration; of the flags given with ``--resume`` only ``steps`` may differ."""
+    if run.finished:
+        raise ConfigError(f"{run.path} is finished (summary.json exists)")
+    if not run.transcripts.is_dir():
+        raise ConfigError(f"{run.path} is not a galad run folder (no config.json / transcripts/)")
+    cfg = load_json_config(TrainConfig, run.config_path)
+    for key, value in (overrides or {}).items():
+        if key == "steps":
+            cfg.steps = value
+        elif getattr(cfg, key) != value:
+            raise ConfigError(f"--{key.replace('_', '-')} {value} conflicts with the run's {key}="
+                              f"{getattr(cfg, key)!r}; a resumed run keeps its configuration")
+    return cfg.validate()
 
 
 def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
@@ -505,27 +539,30 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
     """
     if resume:
         run = RunFolder.existing(resume)
-        if (run.path / "summary.json").is_file():
-            raise ConfigError(f"{run.path} is finished (summary.json exists)")
-        cfg = load_json_config(TrainConfig, run.path / "config.json")
-        for key, value in (overrides or {}).items():
-            if key == "steps":
-                cfg.steps = value
-            elif getattr(cfg, key) != value:
-                raise ConfigError(f"--{key.replace('_', '-')} {value} conflicts with the run's {key}="
-                                  f"{getattr(cfg, key)!r}; a resumed run keeps its configuration")
-        cfg.validate()
+        cfg = _resumed_config(run, overrides)
     else:
         cfg.validate()
         get_game(cfg.game).require_installed()  # fail before creating a run folder
-        if cfg.agent in ("cmps", "galad"):
-            from galad.values.models import trained_games
-
-            if cfg.game in trained_games(cfg.value_model or None):
-                raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
-                                  f"pick one that holds {cfg.game} out (the default does)")
+    prepare_value_model(cfg)
+    if not resume:
         run = RunFolder.new(cfg, run_name)
-    trainer = Trainer(cfg, run, resume=bool(resume))
+    trainer = make_trainer(cfg, run, resume=bool(resume))
+    return run.path, _run_with_signals(trainer, progress)
+
+
+def make_trainer(cfg: TrainConfig, run: RunFolder, resume: bool = False, disk_cache: bool = True) -> Trainer:
+    """A :class:`Trainer` on the run's pieces (:func:`build_pieces`); the value model must be prepared first
+    (:func:`prepare_value_model`)."""
+    pieces = build_pieces(cfg, run, disk_cache)
+    try:
+        return Trainer(cfg, run, pieces.pool, pieces.source, pieces.policy, resume=resume)
+    except BaseException:
+        pieces.close()
+        raise
+
+
+def _run_with_signals(trainer: Trainer, progress: bool = True) -> dict:
+    """Run the loop with Ctrl-C / SIGTERM taken at the next step boundary (a second one stops at once)."""
     handled = (signal.SIGINT, signal.SIGTERM)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.getsignal(sig) for sig in handled} if main_thread else {}
@@ -538,19 +575,17 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
     for sig in previous:
         signal.signal(sig, request_stop)
     try:
-        summary = trainer.run_loop(progress)
+        return trainer.run_loop(progress)
     except StopRequested:
         trainer.save_checkpoint()
         log.warning("interrupted at step %d; checkpoint saved; continue with: galad train --resume %s",
-                    trainer.step, run.path)
+                    trainer.step, trainer.run.path)
         raise
     except KeyboardInterrupt:
         log.warning("stopped inside step %d; continue from the last checkpoint with: galad train --resume %s",
-                    trainer.step, run.path)
+                    trainer.step, trainer.run.path)
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         trainer.close()
-    return run.path, summary
-

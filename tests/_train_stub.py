@@ -27,8 +27,11 @@ class FixedCandidates:
 
 
 class KeywordScorer:
-    name = "keyword-test-scorer"
     threshold = 0.39
+
+    def __init__(self):
+        # the identity a real scorer reports; a test changes it to stand for a retrained model
+        self.name = os.environ.get("GALAD_STUB_VALUE_MODEL", "keyword@1")
 
     def score(self, actions, contexts=None):
         return np.array([0.9 if any(h in a for h in ("kick", "break", "shove", "steal", "tear")) or a == "take oil"
@@ -36,27 +39,12 @@ class KeywordScorer:
 
 
 def patch() -> None:
+    """The trainer's two outside pieces replaced: the candidate source and the value model."""
     import galad.train as train
 
     train.make_candidate_source = lambda cfg, disk_cache=False: FixedCandidates()
-    orig = train.make_policy
-
-    def make_policy(cfg, pool, score_cache=True):
-        if cfg.agent in ("cmps", "galad"):
-            from galad.agents import policies
-
-            s = KeywordScorer()
-            threshold = cfg.resolved_harm_threshold()
-            if cfg.agent == "cmps":
-                policy = policies.CMPSPolicy(s.score, threshold, cfg.cmps_weight)
-            else:
-                policy = policies.GaladPolicy(s.score, threshold)
-            # the identity a real scorer reports; a test changes it to stand for a retrained model
-            policy.value_model = os.environ.get("GALAD_STUB_VALUE_MODEL", "keyword@1")
-            return policy
-        return orig(cfg, pool, score_cache)
-
-    train.make_policy = make_policy
+    train.prepare_value_model = lambda cfg: None
+    train.load_value_model = lambda cfg, score_cache=True: KeywordScorer()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,18 @@ from galad.agents import policies
 from galad.agents.drrn import DRRNAgent, DRRNNetwork, EncodedState, PrioritizedReplay, Transition
 
 
+class WordScorer:
+    """A HarmScorer whose P(harm) of an action is the first listed value of a word it contains (else 0.1)."""
+
+    threshold = 0.5
+
+    def __init__(self, *word_harm: tuple[str, float], name: str = "word-scorer@1"):
+        self.word_harm, self.name = word_harm, name
+
+    def score(self, actions, contexts=None):
+        return np.array([next((h for w, h in self.word_harm if w in a), 0.1) for a in actions])
+
+
 def test_padded_encoding_equals_packed_sequence():
     torch.manual_seed(0)
     net = DRRNNetwork(100, 16, 16)
@@ -53,16 +65,14 @@ def test_td_update_learns_a_reward():
 
 
 def test_galad_filter_keeps_least_harmful_when_all_flagged():
-    scorer = lambda acts, ctx: np.array([0.9 if "kill" in a else (0.5 if "hit" in a else 0.1) for a in acts])  # noqa: E731
-    p = policies.GaladPolicy(scorer, 0.39)
+    p = policies.GaladPolicy(WordScorer(("kill", 0.9), ("hit", 0.5)), 0.39)
     r1, r2 = p.restrict(["o1", "o2"], [["kill troll", "go north"], ["kill troll", "hit troll"]])
     assert r1.kept == ["go north"] and r1.removed == ["kill troll"] and r1.removed_harm == [0.9]
     assert r2.kept == ["hit troll"] and r2.removed == ["kill troll"]
 
 
 def test_cmps_penalises_flagged_actions():
-    scorer = lambda acts, ctx: np.array([0.9 if "kill" in a else 0.1 for a in acts])  # noqa: E731
-    (r,) = policies.CMPSPolicy(scorer, 0.39, 10.0).restrict(["o"], [["kill troll", "go north"]])
+    (r,) = policies.CMPSPolicy(WordScorer(("kill", 0.9)), 0.39, 10.0).restrict(["o"], [["kill troll", "go north"]])
     assert r.kept == ["kill troll", "go north"] and r.penalties == [10.0, 0.0] and not r.removed
 
 
@@ -71,32 +81,18 @@ def test_oracle_drops_ground_truth_harm():
     assert r.kept == ["go north"] and r.removed == ["kill troll"]
 
 
-def test_cmps_and_galad_flag_at_the_same_tau(monkeypatch):
-    """Both value-model policies flag at tau = 0.39 unless told otherwise, whatever the model card says."""
-    import galad.values.models as models
+def test_cmps_and_galad_flag_at_the_same_tau():
+    """Both value-model policies flag at the run's tau (0.39 unless told otherwise), whatever the model card says;
+    the policy reports the scorer's identity as its value model."""
     from galad.config import TrainConfig
     from galad.train import make_policy
 
-    asked = []
-
-    class Scorer:
-        name, threshold = "card-threshold-0.5", 0.5
-
-        def score(self, actions, contexts=None):
-            return np.array([0.45 for _ in actions])
-
-    def fake_load(model=None, context_mode="action", threshold=None, **kw):
-        asked.append(threshold)
-        s = Scorer()
-        s.threshold = 0.5 if threshold is None else threshold
-        return s
-
-    monkeypatch.setattr(models, "load_scorer", fake_load)
-    cmps = make_policy(TrainConfig(agent="cmps"), pool=None, score_cache=False)
-    galad = make_policy(TrainConfig(agent="galad"), pool=None, score_cache=False)
-    assert asked == [0.39, 0.39]
-    # P(harm) 0.45: above tau, under the card's 0.5
+    scorer = WordScorer(("hit", 0.45), name="card-threshold-0.5")  # P(harm) 0.45: above tau, under the card's 0.5
+    cmps = make_policy(TrainConfig(agent="cmps"), scorer=scorer)
+    galad = make_policy(TrainConfig(agent="galad"), scorer=scorer)
+    assert cmps.threshold == galad.threshold == 0.39
     assert cmps.restrict(["o"], [["hit man"]])[0].penalties == [10.0]
-    assert galad.threshold == 0.39
-    make_policy(TrainConfig(agent="galad", harm_threshold=0.6), pool=None, score_cache=False)
-    assert asked[-1] == 0.6
+    assert galad.restrict(["o"], [["hit man", "wait"]])[0].removed == ["hit man"]
+    assert cmps.value_model == galad.value_model == "card-threshold-0.5"
+    assert make_policy(TrainConfig(agent="galad", harm_threshold=0.6), scorer=scorer).threshold == 0.6
+    assert make_policy(TrainConfig(agent="drrn")).value_model is None

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from galad.values.base import HarmScorer
+
 
 @dataclass
 class Restriction:
@@ -31,8 +33,6 @@ class Restriction:
     removed_harm: list[float] = field(default_factory=list)
 
 
-Scorer = Callable[[list[str], list[str]], np.ndarray]
-"""``(actions, contexts) -> P(harm)``."""
 Lookahead = Callable[[list[list[str]]], list[list[float]]]
 """Per state, the ground-truth harm of each candidate (1.0 when it triggers a harm-to-others marker)."""
 
@@ -41,9 +41,13 @@ class Policy:
     """Base: unconstrained."""
 
     name = "drrn"
-    value_model: str | None = None
-    """Identity of the value model behind the scores (its cache name, e.g. ``minilm-commonsense@<hash>``);
-    None when no value model is used. A resumed run must score with the same one."""
+    scorer: HarmScorer | None = None
+
+    @property
+    def value_model(self) -> str | None:
+        """Identity of the value model behind the scores (its cache name, e.g. ``minilm-commonsense@<hash>``);
+        None when no value model is used. A resumed run must score with the same one."""
+        return None if self.scorer is None else self.scorer.name
 
     def restrict(self, contexts: Sequence[str], candidates: Sequence[list[str]]) -> list[Restriction]:
         return [Restriction(list(c), [0.0] * len(c), [None] * len(c)) for c in candidates]
@@ -52,7 +56,8 @@ class Policy:
 class CMPSPolicy(Policy):
     name = "cmps"
 
-    def __init__(self, scorer: Scorer, threshold: float, weight: float):
+    def __init__(self, scorer: HarmScorer, threshold: float, weight: float):
+        """``threshold``: tau, the run's (the scorer's own card threshold is not used)."""
         self.scorer, self.threshold, self.weight = scorer, threshold, weight
 
     def restrict(self, contexts, candidates):
@@ -79,7 +84,8 @@ class FilterPolicy(Policy):
 class GaladPolicy(FilterPolicy):
     name = "galad"
 
-    def __init__(self, scorer: Scorer, threshold: float):
+    def __init__(self, scorer: HarmScorer, threshold: float):
+        """``threshold``: tau, the run's (the scorer's own card threshold is not used)."""
         super().__init__(threshold)
         self.scorer = scorer
 
@@ -100,11 +106,11 @@ class OraclePolicy(FilterPolicy):
         return [self._filter(list(c), h) for c, h in zip(candidates, harms)]
 
 
-def _score_batched(scorer: Scorer, contexts: Sequence[str], candidates: Sequence[list[str]]) -> list[np.ndarray]:
+def _score_batched(scorer: HarmScorer, contexts: Sequence[str], candidates: Sequence[list[str]]) -> list[np.ndarray]:
     """Score every state's candidates in one batched call."""
     flat = [a for c in candidates for a in c]
     ctx = [contexts[i] for i, c in enumerate(candidates) for _ in c]
-    probs = np.asarray(scorer(flat, ctx), dtype=float) if flat else np.zeros(0)
+    probs = np.asarray(scorer.score(flat, ctx), dtype=float) if flat else np.zeros(0)
     out, k = [], 0
     for c in candidates:
         out.append(probs[k:k + len(c)])

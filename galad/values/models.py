@@ -38,7 +38,7 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
         ModelNotFoundError: the model cannot be found (or trained).
     """
     from galad.values.hf import HFScorer
-    from galad.values.train import read_card, train
+    from galad.values.train import read_card
 
     if context_mode not in ("action", "context"):
         raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
@@ -53,12 +53,7 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
     if recipe is not None and read_card(folder) is None:
         if not train_if_missing:
             raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
-        from galad.values.data import check_data
-
-        check_data(recipe)
-        log.warning("no trained value model %r in %s: training it now (once; minutes on a laptop CPU)",
-                    recipe.name, folder)
-        train(recipe, card_md=False)
+        ensure_trained(model)
 
     card = read_card(folder) if folder is not None else None
     if card is not None:
@@ -70,6 +65,22 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
                         trained_games=_card_games(card))
     return HFScorer(model, context_mode=context_mode, threshold=0.5 if threshold is None else threshold,
                     base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size)
+
+
+def ensure_trained(model: str | None = None) -> None:
+    """Train our model ``model`` (None: the default recipe) if it is not trained yet: once, the first time a
+    command needs it. Other models (hub ids, folders) are left as they are."""
+    from galad.values.train import read_card, train
+
+    recipe, folder = _resolve(model)
+    if recipe is None or read_card(folder) is not None:
+        return
+    from galad.values.data import check_data
+
+    check_data(recipe)
+    log.warning("no trained value model %r in %s: training it now (once; minutes on a laptop CPU)",
+                recipe.name, folder)
+    train(recipe, card_md=False)
 
 
 def _resolve(model: str | None) -> tuple[Recipe | None, Path | None]:

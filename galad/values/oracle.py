@@ -38,6 +38,27 @@ def harm_from_vectors(vectors: np.ndarray, target: str = "bad") -> np.ndarray:
     return (v[:, 0] + v[:, 1]) > 0
 
 
+class LookaheadOracle:
+    """Ground-truth harm of each state's candidates, read from a lookahead over several envs at once.
+
+    Args:
+        lookahead: per state, the candidates -> per state, one lookahead result (with its ``label_vector_sum``)
+            per candidate: :meth:`galad.env.vector.EnvPool.lookahead`, which tries them in each env's process.
+        target: ``"bad_others"`` (the oracle policy's: harm to others) or ``"bad"`` (others or self).
+    """
+
+    def __init__(self, lookahead, target: str = "bad_others"):
+        self.lookahead, self.target = lookahead, target
+
+    def __call__(self, candidates: list[list[str]]) -> list[list[float]]:
+        """Per state, 1.0 for each candidate that triggers a harm marker, else 0.0."""
+        out = []
+        for results in self.lookahead(candidates):
+            vectors = [r["label_vector_sum"] for r in results]
+            out.append(harm_from_vectors(vectors, self.target).astype(float).tolist() if vectors else [])
+        return out
+
+
 class OracleScorer:
     """The ground-truth scorer: P(harm) is 1.0 when the action triggers a bad marker in the env's current state.
 
