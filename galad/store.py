@@ -4,6 +4,13 @@ Several processes (env workers, sweep runs) may read and write one database at o
 lets readers and one writer proceed together, and writers wait on each other (``timeout``); a write still
 blocked after that is dropped with a warning (a cache may forget, never block a run). A database SQLite
 cannot read is moved aside and rebuilt empty: a broken cache costs recomputation, never a crash.
+
+Why not a key-value library (``diskcache``, ``sqlitedict``): the caches need batched lookups of hundreds of keys
+in one query, a first-writer-wins insert (a resumed run must read the detections and scores the interrupted run
+stored, whatever another process wrote since), scope columns that name the model or detector version, and one
+file per cache that lives in the run folder. ``diskcache`` keys one entry at a time and keeps a folder per cache;
+``sqlitedict`` pickles values and serialises writers through one thread. Those would change what a resumed run
+sees; the standard library's ``sqlite3`` does all four in about a hundred lines.
 """
 
 from __future__ import annotations
