@@ -24,6 +24,7 @@ from pathlib import Path
 
 from galad import paths
 from galad.errors import DataNotFoundError
+from galad.values.base import action_text
 from galad.values.recipe import Recipe
 
 ETHICS_CM = "ethics/commonsense"
@@ -60,12 +61,6 @@ def _require(path: Path, what: str) -> Path:
             f"{what} not found at {path}; get the datasets with `galad data download` "
             f"or point GALAD_DATA_DIR at a folder that has them")
     return path
-
-
-def action_text(action: str) -> str:
-    """The CMPS input for an action: ``"I {action}."`` (reference quirk: first person, full stop)."""
-    a = " ".join(action.strip().split())
-    return f"I {a}." if a else "I wait."
 
 
 def _ethics_rows(root: Path, name: str) -> list[dict]:
