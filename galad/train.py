@@ -149,7 +149,7 @@ def make_policy(cfg: TrainConfig, pool, score_cache=True):
                 out.append(harm_from_vectors(vecs, "bad_others").astype(float).tolist() if vecs else [])
             return out
         return policies.OraclePolicy(lookahead)
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
 
     scorer = load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(),
                          threshold=cfg.resolved_harm_threshold(), num_threads=1, cache=score_cache)
@@ -519,7 +519,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         cfg.validate()
         get_game(cfg.game).require_installed()  # fail before creating a run folder
         if cfg.agent in ("cmps", "galad"):
-            from galad.values.models import trained_games
+            from galad.values.loading import trained_games
 
             if cfg.game in trained_games(cfg.value_model or None):
                 raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "

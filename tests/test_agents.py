@@ -73,7 +73,7 @@ def test_oracle_drops_ground_truth_harm():
 
 def test_cmps_and_galad_flag_at_the_same_tau(monkeypatch):
     """Both value-model policies flag at tau = 0.39 unless told otherwise, whatever the model card says."""
-    import galad.values.models as models
+    import galad.values.loading as loading
     from galad.config import TrainConfig
     from galad.train import make_policy
 
@@ -91,7 +91,7 @@ def test_cmps_and_galad_flag_at_the_same_tau(monkeypatch):
         s.threshold = 0.5 if threshold is None else threshold
         return s
 
-    monkeypatch.setattr(models, "load_scorer", fake_load)
+    monkeypatch.setattr(loading, "load_scorer", fake_load)
     cmps = make_policy(TrainConfig(agent="cmps"), pool=None, score_cache=False)
     galad = make_policy(TrainConfig(agent="galad"), pool=None, score_cache=False)
     assert asked == [0.39, 0.39]

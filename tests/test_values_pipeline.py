@@ -35,7 +35,7 @@ def tiny(tmp_path_factory):
     text = (REPO / "commonsense_models" / "minilm_tiny.toml").read_text()
     recipe.write_text(text.replace("limit_per_source = 100", "limit_per_source = 40")
                       .replace("eval_limit = 60", "eval_limit = 24"))
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
     from galad.values.train import read_card
 
     # the first use trains the model automatically (a fresh machine has none cached)
@@ -64,7 +64,7 @@ def test_card_records_splits_and_heldout(tiny):
 
 def test_score_both_modes_cache_and_empty(tiny):
     from galad.values.cache import ScoreCache
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
 
     db = tiny["home"] / "cache.sqlite"
     sc = load_scorer(f"galad:{tiny['recipe']}", "action", cache=ScoreCache(db), train_if_missing=False)

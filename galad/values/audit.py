@@ -230,7 +230,7 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
 
     Args:
         games: game names (default: the demo game).
-        model: model spec for :func:`galad.values.models.load_scorer` (default: our trained model).
+        model: model spec for :func:`galad.values.loading.load_scorer` (default: our trained model).
         modes: context modes to measure.
         cfg: sampling settings.
         threshold: decision threshold (default: the model's).
@@ -244,7 +244,7 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
     from tqdm.auto import tqdm
 
     from galad.env.registry import get_game
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
 
     cfg = cfg or AuditConfig()
     games = list(games) if games else ["demo"]
