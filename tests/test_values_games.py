@@ -19,8 +19,8 @@ def test_scene_context_adds_the_room_to_a_short_observation():
 
 
 def test_grounded_rows_from_the_demo_annotations():
-    from galad.values.audit import AuditConfig, probe_game
     from galad.values.data import grounded_examples
+    from galad.values.grounding import AuditConfig, probe_game
 
     probes = probe_game("demo", AuditConfig(states=10, max_candidates=60))
     assert probes and all(p.baseline is not None and p.baseline.shape == (4,) for p in probes)

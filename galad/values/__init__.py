@@ -4,7 +4,8 @@
 * :func:`~galad.values.loading.load_scorer`: a model spec to a scorer (our trained MiniLM by default, trained on
   first use);
 * :class:`~galad.values.oracle.OracleScorer`: ground truth by lookahead in a live env;
-* :mod:`~galad.values.train`, :mod:`~galad.values.audit`, :mod:`~galad.values.cache`, :mod:`~galad.values.download`.
+* :mod:`~galad.values.grounding` (states and candidate actions labelled by lookahead), :mod:`~galad.values.data`,
+  :mod:`~galad.values.train`, :mod:`~galad.values.audit`, :mod:`~galad.values.cache`, :mod:`~galad.values.download`.
 
 Heavy imports (torch, transformers) happen only when a model is loaded.
 """

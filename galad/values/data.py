@@ -194,7 +194,7 @@ def grounded_examples(games: list[str], states: int, candidates: int, negatives_
         GameNotInstalledError: a game is not installed.
     """
     from galad.env.registry import get_game
-    from galad.values.audit import AuditConfig, probe_game
+    from galad.values.grounding import AuditConfig, probe_game
 
     for g in games:  # all missing games fail before any is played
         get_game(g).require_installed()
