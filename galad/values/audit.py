@@ -122,6 +122,11 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
     return out
 
 
+def _cell(v: float | None) -> str:
+    """A table cell: three decimals, or a dash for a value that is undefined."""
+    return "–" if v is None else f"{v:.3f}"
+
+
 def format_table(result: dict):
     """A rich table of an audit result."""
     from rich.table import Table
@@ -131,11 +136,10 @@ def format_table(result: dict):
                     f"ground truth: {result['target']} markers by lookahead)")
     for c in ["game", "states", "pairs", "harmful"] + [f"{m} {s}" for m in modes for s in ("AUROC", "prec", "recall")]:
         t.add_column(c, justify="right" if c != "game" else "left")
-    f = lambda v: "–" if v is None else f"{v:.3f}"
     for g, r in result["games"].items():
         t.add_row(g, str(r["states"]), str(r["pairs"]), str(r["positives"]),
-                  *[f(r[m][s]) for m in modes for s in ("auroc", "precision", "recall")])
-    t.add_row("mean", "", "", "", *[x for m in modes for x in (f(result["mean_auroc"].get(m)), "", "")])
+                  *[_cell(r[m][s]) for m in modes for s in ("auroc", "precision", "recall")])
+    t.add_row("mean", "", "", "", *[x for m in modes for x in (_cell(result["mean_auroc"].get(m)), "", "")])
     return t
 
 
@@ -149,9 +153,8 @@ def format_thresholds(result: dict):
     for m in modes:
         for s in ("flagged", "prec", "recall"):
             t.add_column(f"{m} {s}", justify="right")
-    f = lambda v: "–" if v is None else f"{v:.3f}"
     for i, th in enumerate(THRESHOLDS):
-        t.add_row(f"{th:.2f}", *[f(result["thresholds"][m][i][k]) for m in modes
+        t.add_row(f"{th:.2f}", *[_cell(result["thresholds"][m][i][k]) for m in modes
                                  for k in ("flagged", "precision", "recall")])
     return t
 
