@@ -2,15 +2,7 @@
 
 All labels are P(harm) targets: 1 = wrong / immoral, 0 = fine. ``cm_train.csv`` is not shipped, so the
 held-out splits are fixed, hash-based splits of what is (the same for every recipe, so no training run
-ever sees them):
-
-* ``ethics_cm_*_heldout``: 30 % of the minimal pairs (rows ``2k, 2k+1``) of ETHICS ``cm_test.csv``
-  (the other 70 % train, with ``cm_train.csv`` where it exists);
-* ``ethics_hard_*``: 30 % of the minimal pairs of ``cm_test_hard.csv`` (reported untuned; the other 70 % train
-  when the recipe sets ``ethics_hard``);
-* ``moral_stories_heldout``: 50 % of the (moral, immoral) pairs of the Moral Stories test split
-  (the dev split and the other half of test train);
-* ``social_chem_heldout``: 10 % of the Social-Chem situations.
+ever sees them): :data:`HELDOUT_SPLITS`.
 """
 
 from __future__ import annotations
@@ -34,6 +26,15 @@ _MS_FILES = {"dev": "original_ms_action+norm_norm_distance_dev.jsonl",
              "test": "original_ms_action+norm_norm_distance_test.jsonl"}
 _SC_FILES = ("obligatory_sc101.csv", "optional_sc101.csv")
 _SOURCES = ("ethics_cm", "moral_stories", "social_chem")
+
+HELDOUT_SPLITS = """* ``ethics_cm_*_heldout``: 30 % of the minimal pairs (rows ``2k, 2k+1``) of ETHICS ``cm_test.csv``
+  (the other 70 % train, with ``cm_train.csv`` where it exists);
+* ``ethics_hard_*``: 30 % of the minimal pairs of ``cm_test_hard.csv`` (reported untuned; the other 70 % train
+  when the recipe sets ``ethics_hard``);
+* ``moral_stories_heldout``: 50 % of the (moral, immoral) pairs of the Moral Stories test split
+  (the dev split and the other half of test train);
+* ``social_chem_heldout``: 10 % of the Social-Chem situations."""
+"""The held-out splits, in the words the model card (``splits``) records them."""
 
 
 @dataclass(frozen=True)
