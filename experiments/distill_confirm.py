@@ -20,7 +20,7 @@ from galad.candidates.distill import CONTROL_NAME
 from galad.candidates.lm import DISTILLED_NAME, TRAINED_NAME, LMConfig, LMGenerator, lm_dir
 from galad.candidates.lm_data import eval_states, evaluate
 from galad.candidates.lm_train import read_card
-from galad.values.models import load_scorer
+from galad.values.loading import load_scorer
 
 
 def main() -> None:

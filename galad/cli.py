@@ -127,7 +127,7 @@ def _cmd_value_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_value_score(args: argparse.Namespace) -> int:
-    from galad.values.models import score_text
+    from galad.values.loading import score_text
 
     rows = score_text(args.actions, context=args.context, model=args.model, threshold=args.threshold)
     if args.json:

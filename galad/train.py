@@ -100,7 +100,7 @@ def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True):
     already (:func:`prepare_value_model`).
 
     ``score_cache``: where P(harm) scores are kept (True: the shared ``GALAD_HOME/value_cache.sqlite``)."""
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
 
     return load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(), num_threads=1,
                        cache=score_cache, train_if_missing=False)
@@ -127,7 +127,7 @@ def prepare_value_model(cfg: TrainConfig) -> None:
     our own model if it is not trained yet (once, the first time it is needed)."""
     if cfg.agent not in ("cmps", "galad"):
         return
-    from galad.values.models import ensure_trained, trained_games
+    from galad.values.loading import ensure_trained, trained_games
 
     if cfg.game in trained_games(cfg.value_model or None):
         raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "

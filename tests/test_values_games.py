@@ -19,8 +19,8 @@ def test_scene_context_adds_the_room_to_a_short_observation():
 
 
 def test_grounded_rows_from_the_demo_annotations():
-    from galad.values.audit import AuditConfig, probe_game
     from galad.values.data import grounded_examples
+    from galad.values.grounding import AuditConfig, probe_game
 
     probes = probe_game("demo", AuditConfig(states=10, max_candidates=60))
     assert probes and all(p.baseline is not None and p.baseline.shape == (4,) for p in probes)
@@ -52,7 +52,7 @@ def test_games_recipe_never_reads_the_audit_or_demo_games():
 
 def test_training_refuses_a_value_model_that_read_the_game(tmp_path, capsys):
     from galad.cli import main
-    from galad.values.models import trained_games
+    from galad.values.loading import trained_games
 
     model = tmp_path / "model"
     model.mkdir()
@@ -69,7 +69,7 @@ def test_training_refuses_a_value_model_that_read_the_game(tmp_path, capsys):
 
 @pytest.mark.parametrize("spec", [None, "galad:minilm-games"])
 def test_trained_games_of_our_recipes_before_training(spec, tmp_path, monkeypatch):
-    from galad.values.models import trained_games
+    from galad.values.loading import trained_games
     from galad.values.recipe import load_recipe
 
     monkeypatch.setenv("GALAD_HOME", str(tmp_path))  # nothing trained here: read from the recipe

@@ -35,7 +35,7 @@ def tiny(tmp_path_factory):
     text = (REPO / "commonsense_models" / "minilm_tiny.toml").read_text()
     recipe.write_text(text.replace("limit_per_source = 100", "limit_per_source = 40")
                       .replace("eval_limit = 60", "eval_limit = 24"))
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
     from galad.values.train import read_card
 
     # the first use trains the model automatically (a fresh machine has none cached)
@@ -64,7 +64,7 @@ def test_card_records_splits_and_heldout(tiny):
 
 def test_score_both_modes_cache_and_empty(tiny):
     from galad.values.cache import ScoreCache
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
 
     db = tiny["home"] / "cache.sqlite"
     sc = load_scorer(f"galad:{tiny['recipe']}", "action", cache=ScoreCache(db), train_if_missing=False)
@@ -85,13 +85,17 @@ def test_score_both_modes_cache_and_empty(tiny):
 def test_audit_demo_both_modes(tiny):
     from galad.values.audit import THRESHOLDS, AuditConfig, audit, format_table, format_thresholds
 
-    res = audit(["demo"], model=f"galad:{tiny['recipe']}", cfg=AuditConfig(states=4, max_candidates=30),
+    res = audit(["demo"], model=f"galad:{tiny['recipe']}", cfg=AuditConfig(states=6, max_candidates=30),
                 progress=False)
     row = res["games"]["demo"]
     assert row["states"] >= 3 and row["pairs"] > 40
+    assert row["positives"] > 0  # harmful pairs among the probes, or the AUROC is undefined
     for mode in ("action", "context"):
         assert set(row[mode]) >= {"auroc", "precision", "recall", "worst"}
         assert len(row[mode]["worst"]) <= 10
+        auroc = row[mode]["auroc"]
+        assert auroc is not None and 0.0 <= auroc <= 1.0
+        assert res["mean_auroc"][mode] == round(auroc, 4)  # one game: the mean is its own AUROC
     for mode in ("action", "context"):
         curve = res["thresholds"][mode]
         assert [r["threshold"] for r in curve] == list(THRESHOLDS)

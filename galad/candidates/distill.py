@@ -85,7 +85,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     if model is None:  # first: a missing generator should fail before the value model loads (or trains)
         tokenizer, model = load_lm(cfg.generator, ft.num_threads)
     if scorer is None:
-        from galad.values.models import load_scorer
+        from galad.values.loading import load_scorer
 
         scorer = load_scorer(cfg.value_model, cfg.context_mode)
     threshold = POLICY_HARM_THRESHOLD if cfg.threshold is None else cfg.threshold

@@ -22,6 +22,12 @@ def scene_context(obs: str, look: str = "") -> str:
     return " ".join((look + " " + obs).split())
 
 
+def action_text(action: str) -> str:
+    """The CMPS input for an action: ``"I {action}."`` (reference quirk: first person, full stop)."""
+    a = " ".join(action.strip().split())
+    return f"I {a}." if a else "I wait."
+
+
 @runtime_checkable
 class HarmScorer(Protocol):
     """Scores actions for moral harm: P(harm) in [0, 1], batched.

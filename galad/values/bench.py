@@ -27,7 +27,7 @@ def bench_scorer(model: str | None = None, n: int = 2000, n_context: int = 300, 
         n_context: distinct (context, action) pairs for the contextual run.
         threads: torch threads.
     """
-    from galad.values.models import load_scorer
+    from galad.values.loading import load_scorer
 
     actions = [f"{v} {a}{o}" for v, a, o in itertools.product(_VERBS, _ADJS, _NOUNS)]
     actions = (actions * (n // len(actions) + 1))[:n] if n > len(actions) else actions[:n]

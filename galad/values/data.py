@@ -2,15 +2,7 @@
 
 All labels are P(harm) targets: 1 = wrong / immoral, 0 = fine. ``cm_train.csv`` is not shipped, so the
 held-out splits are fixed, hash-based splits of what is (the same for every recipe, so no training run
-ever sees them):
-
-* ``ethics_cm_*_heldout``: 30 % of the minimal pairs (rows ``2k, 2k+1``) of ETHICS ``cm_test.csv``
-  (the other 70 % train, with ``cm_train.csv`` where it exists);
-* ``ethics_hard_*``: 30 % of the minimal pairs of ``cm_test_hard.csv`` (reported untuned; the other 70 % train
-  when the recipe sets ``ethics_hard``);
-* ``moral_stories_heldout``: 50 % of the (moral, immoral) pairs of the Moral Stories test split
-  (the dev split and the other half of test train);
-* ``social_chem_heldout``: 10 % of the Social-Chem situations.
+ever sees them): :data:`HELDOUT_SPLITS`.
 """
 
 from __future__ import annotations
@@ -23,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from galad import paths
-from galad.errors import DataNotFoundError
-from galad.values.recipe import Recipe
+from galad.errors import ConfigError, DataNotFoundError
+from galad.values.base import action_text
+from galad.values.recipe import DataMix, Recipe
 
 ETHICS_CM = "ethics/commonsense"
 MORAL_STORIES = "moral_stories"
@@ -32,6 +25,16 @@ SOCIAL_CHEM = "social_chem_101"
 _MS_FILES = {"dev": "original_ms_action+norm_norm_distance_dev.jsonl",
              "test": "original_ms_action+norm_norm_distance_test.jsonl"}
 _SC_FILES = ("obligatory_sc101.csv", "optional_sc101.csv")
+_SOURCES = ("ethics_cm", "moral_stories", "social_chem")
+
+HELDOUT_SPLITS = """* ``ethics_cm_*_heldout``: 30 % of the minimal pairs (rows ``2k, 2k+1``) of ETHICS ``cm_test.csv``
+  (the other 70 % train, with ``cm_train.csv`` where it exists);
+* ``ethics_hard_*``: 30 % of the minimal pairs of ``cm_test_hard.csv`` (reported untuned; the other 70 % train
+  when the recipe sets ``ethics_hard``);
+* ``moral_stories_heldout``: 50 % of the (moral, immoral) pairs of the Moral Stories test split
+  (the dev split and the other half of test train);
+* ``social_chem_heldout``: 10 % of the Social-Chem situations."""
+"""The held-out splits, in the words the model card (``splits``) records them."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,6 @@ def _require(path: Path, what: str) -> Path:
             f"{what} not found at {path}; get the datasets with `galad data download` "
             f"or point GALAD_DATA_DIR at a folder that has them")
     return path
-
-
-def action_text(action: str) -> str:
-    """The CMPS input for an action: ``"I {action}."`` (reference quirk: first person, full stop)."""
-    a = " ".join(action.strip().split())
-    return f"I {a}." if a else "I wait."
 
 
 def _ethics_rows(root: Path, name: str) -> list[dict]:
@@ -111,72 +108,30 @@ def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Exam
     root = Path(data_dir) if data_dir is not None else paths.data_dir()
     rng = random.Random(recipe.seed)
     mix = recipe.data
-    train: dict[str, list[Example]] = {}
-    evals: dict[str, list[Example]] = {}
-    unknown = set(mix.sources) - {"ethics_cm", "moral_stories", "social_chem"}
+    unknown = set(mix.sources) - set(_SOURCES)
     if unknown:
-        from galad.errors import ConfigError
-
         raise ConfigError(f"unknown data sources {sorted(unknown)}")
-
-    # ETHICS commonsense: always evaluated; trained on when listed
-    tr: list[Example] = []
-    for name, source, held in (("cm_test", "ethics_cm", "ethics_cm_{}_heldout"),
-                               ("cm_test_hard", "ethics_hard", "ethics_hard_{}")):
-        ev_s, ev_l = [], []
-        for i, r in enumerate(_ethics_rows(root, name)):
-            short = r["is_short"].strip() == "True"
-            ex = _ethics_example(r, source)
-            if _bucket(f"{source}:{i // 2}") < 30:
-                (ev_s if short else ev_l).append(ex)
-            elif (source == "ethics_cm" or mix.ethics_hard) and (short or mix.ethics_long):
-                tr.append(ex)
-        evals[held.format("short")], evals[held.format("long")] = ev_s, ev_l
-    if (root / ETHICS_CM / "cm_train.csv").is_file():  # the official train split, where a download has it
-        tr += [_ethics_example(r, "ethics_cm_train") for r in _ethics_rows(root, "cm_train")
-               if mix.ethics_long or r["is_short"].strip() == "True"]
+    train: dict[str, list[Example]] = {}
+    ethics_train, evals = _ethics_splits(root, mix)  # always evaluated; trained on when listed
     if "ethics_cm" in mix.sources:
-        train["ethics_cm"] = tr
-
-    # Moral Stories: label 1 = moral in the file, so harm = 1 - label
+        train["ethics_cm"] = ethics_train
     if "moral_stories" in mix.sources:
-        tr, ev = [], []
-        for split, fname in _MS_FILES.items():
-            path = _require(root / MORAL_STORIES / fname, f"Moral Stories {split} split")
-            with path.open(encoding="utf-8") as f:
-                for line in f:
-                    if not line.strip():
-                        continue
-                    d = json.loads(line)
-                    text = (d.get("moral_action") or d.get("immoral_action") or "").strip()
-                    if not text:
-                        continue
-                    ex = Example(text, 1 - int(d["label"]), f"moral_stories_{split}")
-                    held = split == "test" and _bucket(f"ms:{d['ID'][:-1]}") < 50
-                    (ev if held else tr).append(ex)
-        train["moral_stories"], evals["moral_stories_heldout"] = tr, ev
-
-    # Social-Chem-101: only the good/optional subsets are shipped, so every row is harmless
+        train["moral_stories"], more = _moral_stories_splits(root)
+        evals.update(more)
     if "social_chem" in mix.sources:
-        tr, ev = [], []
-        for fname in _SC_FILES:
-            path = _require(root / SOCIAL_CHEM / fname, f"Social-Chem-101 {fname}")
-            with path.open(newline="", encoding="utf-8") as f:
-                for r in csv.DictReader(f):
-                    action = (r.get("action") or "").strip()
-                    if not action:
-                        continue
-                    ex = Example(action, 0, "social_chem")
-                    (ev if _bucket(f"sc:{r.get('situation-short-id', '')}") < 10 else tr).append(ex)
-        rng.shuffle(tr)
-        train["social_chem"] = tr[: mix.social_chem_limit]
-        evals["social_chem_heldout"] = ev
-
+        train["social_chem"], more = _social_chem_splits(root, mix, rng)
+        evals.update(more)
     # game-grounded rows: the annotated games' own ground truth, always with their observation as context
     if mix.games:
         train["jiminy_games"] = grounded_examples(mix.games, mix.game_states, mix.game_candidates,
                                                   mix.game_negatives_per_positive, recipe.seed)
+    return _limited(train, evals, mix, rng)
 
+
+def _limited(train: dict[str, list[Example]], evals: dict[str, list[Example]], mix: DataMix,
+             rng: random.Random) -> tuple[list[Example], dict[str, list[Example]]]:
+    """The training rows of every source (each sampled down to ``limit_per_source``), shuffled together, and the
+    held-out sets (each sampled down to ``eval_limit``)."""
     out: list[Example] = []
     for exs in train.values():
         if mix.limit_per_source is not None:
@@ -186,6 +141,66 @@ def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Exam
         evals = {k: random.Random(k).sample(v, min(len(v), mix.eval_limit)) for k, v in evals.items()}
     rng.shuffle(out)
     return out, evals
+
+
+def _ethics_splits(root: Path, mix: DataMix) -> tuple[list[Example], dict[str, list[Example]]]:
+    """ETHICS commonsense: the training rows of a mix (whether or not it trains on them) and the held-out sets."""
+    train: list[Example] = []
+    evals: dict[str, list[Example]] = {}
+    for name, source, held in (("cm_test", "ethics_cm", "ethics_cm_{}_heldout"),
+                               ("cm_test_hard", "ethics_hard", "ethics_hard_{}")):
+        ev_s, ev_l = [], []
+        for i, r in enumerate(_ethics_rows(root, name)):
+            short = r["is_short"].strip() == "True"
+            ex = _ethics_example(r, source)
+            if _bucket(f"{source}:{i // 2}") < 30:
+                (ev_s if short else ev_l).append(ex)
+            elif (source == "ethics_cm" or mix.ethics_hard) and (short or mix.ethics_long):
+                train.append(ex)
+        evals[held.format("short")], evals[held.format("long")] = ev_s, ev_l
+    if (root / ETHICS_CM / "cm_train.csv").is_file():  # the official train split, where a download has it
+        train += [_ethics_example(r, "ethics_cm_train") for r in _ethics_rows(root, "cm_train")
+                  if mix.ethics_long or r["is_short"].strip() == "True"]
+    return train, evals
+
+
+def _moral_stories_splits(root: Path) -> tuple[list[Example], dict[str, list[Example]]]:
+    """Moral Stories: label 1 = moral in the file, so harm = 1 - label."""
+    train: list[Example] = []
+    held_out: list[Example] = []
+    for split, fname in _MS_FILES.items():
+        path = _require(root / MORAL_STORIES / fname, f"Moral Stories {split} split")
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                d = json.loads(line)
+                text = (d.get("moral_action") or d.get("immoral_action") or "").strip()
+                if not text:
+                    continue
+                ex = Example(text, 1 - int(d["label"]), f"moral_stories_{split}")
+                held = split == "test" and _bucket(f"ms:{d['ID'][:-1]}") < 50
+                (held_out if held else train).append(ex)
+    return train, {"moral_stories_heldout": held_out}
+
+
+def _social_chem_splits(root: Path, mix: DataMix,
+                        rng: random.Random) -> tuple[list[Example], dict[str, list[Example]]]:
+    """Social-Chem-101: only the good/optional subsets are shipped, so every row is harmless. The training rows
+    are shuffled with ``rng`` and cut to the mix's ``social_chem_limit``."""
+    train: list[Example] = []
+    held_out: list[Example] = []
+    for fname in _SC_FILES:
+        path = _require(root / SOCIAL_CHEM / fname, f"Social-Chem-101 {fname}")
+        with path.open(newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                action = (r.get("action") or "").strip()
+                if not action:
+                    continue
+                ex = Example(action, 0, "social_chem")
+                (held_out if _bucket(f"sc:{r.get('situation-short-id', '')}") < 10 else train).append(ex)
+    rng.shuffle(train)
+    return train[: mix.social_chem_limit], {"social_chem_heldout": held_out}
 
 
 def grounded_examples(games: list[str], states: int, candidates: int, negatives_per_positive: float,
@@ -199,7 +214,7 @@ def grounded_examples(games: list[str], states: int, candidates: int, negatives_
         GameNotInstalledError: a game is not installed.
     """
     from galad.env.registry import get_game
-    from galad.values.audit import AuditConfig, probe_game
+    from galad.values.grounding import AuditConfig, probe_game
 
     for g in games:  # all missing games fail before any is played
         get_game(g).require_installed()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import tarfile
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from galad import paths
+from galad.atomic import write_bytes_atomic
 from galad.errors import ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,7 @@ def _extract(archive: bytes, member: str, url: str) -> bytes:
 def _write(dest: Path, payload: bytes) -> None:
     if not payload.strip():
         raise DownloadError(f"{dest.name}: empty download")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(payload)
-    os.replace(tmp, dest)
+    write_bytes_atomic(dest, payload)
 
 
 def download_data(only: list[str] | None = None, source: str | None = None, dest: Path | None = None,

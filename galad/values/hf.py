@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from galad.errors import ConfigError, ModelNotFoundError
-from galad.values.base import ContextMode
+from galad.values.base import ContextMode, action_text
 from galad.values.cache import ScoreCache, cache_key
-from galad.values.data import action_text
 
 log = logging.getLogger(__name__)
 

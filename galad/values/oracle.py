@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-LABELS = ("bad_others", "bad_self", "good_others", "good_self")
+from galad.env.annotations import CATEGORIES
 
 
 def lookahead_label_vectors(env, actions: Sequence[str]) -> np.ndarray:
-    """Each action's label-vector sum ``[bad_others, bad_self, good_others, good_self]`` from ``env``'s state.
+    """Each action's label-vector sum (:data:`~galad.env.annotations.CATEGORIES`: ``[bad_others, bad_self,
+    good_others, good_self]``) from ``env``'s state.
 
     The env's state (engine and episode) is restored afterwards. Actions from a finished episode score zeros.
 
@@ -23,16 +24,17 @@ def lookahead_label_vectors(env, actions: Sequence[str]) -> np.ndarray:
         actions: candidate actions.
 
     Returns:
-        ``(len(actions), 4)`` int array.
+        ``(len(actions), len(CATEGORIES))`` int array.
     """
     if not actions or env.done:
-        return np.zeros((len(actions), 4), dtype=np.int64)
-    return np.array([r["label_vector_sum"] for r in env.lookahead(list(actions))], dtype=np.int64).reshape(-1, 4)
+        return np.zeros((len(actions), len(CATEGORIES)), dtype=np.int64)
+    vectors = [r["label_vector_sum"] for r in env.lookahead(list(actions))]
+    return np.array(vectors, dtype=np.int64).reshape(-1, len(CATEGORIES))
 
 
 def harm_from_vectors(vectors: np.ndarray, target: str = "bad") -> np.ndarray:
     """Binary harm labels: ``bad`` = any bad_others or bad_self; ``bad_others`` = harm to others only."""
-    v = np.asarray(vectors).reshape(-1, 4)
+    v = np.asarray(vectors).reshape(-1, len(CATEGORIES))
     if target == "bad_others":
         return v[:, 0] > 0
     return (v[:, 0] + v[:, 1]) > 0

@@ -15,11 +15,11 @@ import math
 import os
 import platform
 import random
-import shutil
 import time
 from pathlib import Path
 
 from galad import paths
+from galad.atomic import atomic_dir, write_text_atomic
 from galad.values import data as vdata
 from galad.values.metrics import binary_stats
 from galad.values.recipe import Recipe, load_recipe
@@ -70,11 +70,8 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
         DataNotFoundError: the datasets are missing.
     """
     import torch
-    import transformers
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
-    from galad.values.hf import encode_pairs, load_model, predict_proba, quantize_dynamic
+    from galad.values.hf import load_model
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -92,6 +89,56 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
     rows = [(ex.text, ex.context if ex.context is not None
              else rng.choice(pool) if not ex.long and rng.random() < recipe.context_fraction else None, ex.label)
             for ex in train_set]
+    total = _fit(tok, net, rows, recipe, rng, progress)
+    train_seconds = time.monotonic() - t0
+    results = _evaluate_heldout(tok, net, evals, recipe, progress)
+    eval_seconds = time.monotonic() - t0 - train_seconds
+    card = _card(recipe, train_set, total, train_seconds, eval_seconds, results)
+
+    dest = Path(out_dir) if out_dir is not None else model_dir(recipe.name)
+    with atomic_dir(dest) as tmp:
+        net.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / CARD_NAME).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    log.info("trained %s in %.0f s -> %s", recipe.name, train_seconds, dest)
+
+    if card_md is True:
+        card_md = Path(recipe.path).with_suffix(".md") if recipe.path else None
+    if card_md:
+        try:
+            write_card_md(card, Path(card_md))
+        except OSError as exc:  # e.g. recipes inside a read-only install: the JSON card is what counts
+            log.warning("could not write the markdown card %s: %s", card_md, exc)
+    return card
+
+
+Row = tuple[str, str | None, int]
+"""A training row: (text, context or None, label)."""
+
+
+def _length_bucketed_batches(rows: list[Row], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """One epoch of batches (row indices): shuffle, sort within chunks of 50 batches (plain rows first, then by
+    length), shuffle the batches."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c:c + chunk], key=lambda i: (rows[i][1] is not None, len(rows[i][0])))
+        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _fit(tok, net, rows: list[Row], recipe: Recipe, rng: random.Random, progress: bool) -> int:
+    """Fine-tune ``net`` on ``rows`` for the recipe's epochs (AdamW, linear warmup and decay, frozen word
+    embeddings); plain and paired rows of a batch go through the model separately. Returns the steps taken."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from galad.values.hf import encode_pairs
+
     steps_per_epoch = math.ceil(len(rows) / recipe.batch_size)
     total = max(1, round(steps_per_epoch * recipe.epochs))
     # the word embeddings stay frozen: a few thousand sentences cannot improve them, and it halves optimizer work
@@ -102,16 +149,7 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
     step = 0
     bar = tqdm(total=total, desc=f"training {recipe.name}", unit="batch", disable=not progress)
     while step < total:
-        # length-bucketed batches: shuffle, sort within chunks of 50 batches, shuffle the batches
-        order = list(range(len(rows)))
-        rng.shuffle(order)
-        chunk = recipe.batch_size * 50
-        batches = []
-        for c in range(0, len(order), chunk):
-            part = sorted(order[c:c + chunk], key=lambda i: (rows[i][1] is not None, len(rows[i][0])))
-            batches += [part[b:b + recipe.batch_size] for b in range(0, len(part), recipe.batch_size)]
-        rng.shuffle(batches)
-        for batch in batches:
+        for batch in _length_bucketed_batches(rows, recipe.batch_size, rng):
             if step >= total:
                 break
             plain = [i for i in batch if rows[i][1] is None]
@@ -138,8 +176,16 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
     bar.close()
-    train_seconds = time.monotonic() - t0
     net.eval()
+    return total
+
+
+def _evaluate_heldout(tok, net, evals: dict[str, list[vdata.Example]], recipe: Recipe, progress: bool) -> dict:
+    """Action-only metrics of the trained model (quantised when the recipe deploys it so) on each held-out set;
+    long ETHICS scenarios are read up to :data:`LONG_TEXT_TOKENS` tokens."""
+    from tqdm.auto import tqdm
+
+    from galad.values.hf import predict_proba, quantize_dynamic
 
     scorer_net = quantize_dynamic(net) if recipe.quantize else net
     results = {}
@@ -152,14 +198,21 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
         stats = binary_stats([e.label for e in exs], probs, recipe.threshold)
         results[name] = {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
                          for k, v in stats.items()}
-    eval_seconds = time.monotonic() - t0 - train_seconds
+    return results
+
+
+def _card(recipe: Recipe, train_set: list[vdata.Example], steps: int, train_seconds: float, eval_seconds: float,
+          heldout: dict) -> dict:
+    """The model card (``galad_card.json``): what was trained on what, how it measured, on which machine."""
+    import torch
+    import transformers
 
     counts: dict[str, int] = {}
     for ex in train_set:
         counts[ex.source] = counts.get(ex.source, 0) + 1
     trained_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     fingerprint = hashlib.blake2b(f"{recipe.to_dict()}{trained_at}{os.getpid()}".encode(), digest_size=6).hexdigest()
-    card = {
+    return {
         "name": recipe.name,
         "model_id": f"{recipe.name}@{fingerprint}",
         "base_model": recipe.base_model,
@@ -172,36 +225,13 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "train_examples": counts,
-        "train_steps": total,
-        "splits": vdata.__doc__.split("ever sees them):", 1)[-1].strip(),
-        "heldout": results,
+        "train_steps": steps,
+        "splits": vdata.HELDOUT_SPLITS,
+        "heldout": heldout,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                     "torch": torch.__version__, "transformers": transformers.__version__,
                     "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
     }
-
-    dest = Path(out_dir) if out_dir is not None else model_dir(recipe.name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    net.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / CARD_NAME).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
-    log.info("trained %s in %.0f s -> %s", recipe.name, train_seconds, dest)
-
-    if card_md is True:
-        card_md = Path(recipe.path).with_suffix(".md") if recipe.path else None
-    if card_md:
-        try:
-            write_card_md(card, Path(card_md))
-        except OSError as exc:  # e.g. recipes inside a read-only install: the JSON card is what counts
-            log.warning("could not write the markdown card %s: %s", card_md, exc)
-    return card
 
 
 def write_card_md(card: dict, path: Path, extra: str = "") -> None:
@@ -234,7 +264,4 @@ def write_card_md(card: dict, path: Path, extra: str = "") -> None:
             extra = "## Audit" + old.split("\n## Audit", 1)[1].rstrip()
     if extra:
         lines += [extra, ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))

@@ -1,4 +1,5 @@
-"""Resolve a model spec to a :class:`HarmScorer`, training the default model on first use."""
+"""Load a value model: a model spec to a :class:`HarmScorer` (training our default model on first use), and what
+its card says about it (the games it was trained on)."""
 
 from __future__ import annotations
 
