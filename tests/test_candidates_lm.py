@@ -187,7 +187,7 @@ def test_load_generator_missing_says_which_command(home):
 def test_cli_distill_without_generator_is_one_line_exit_2(home, capsys):
     from galad.cli import main
 
-    assert main(["distill", "--holdout", "demo"]) == 2
+    assert main(["lm", "distill", "--holdout", "demo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "galad lm train" in err[0]
     assert main(["lm", "bench", "--model", "/nonexistent/folder", "--game", "demo"]) == 2
