@@ -1,6 +1,7 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
@@ -100,3 +101,12 @@ def test_cmps_and_galad_flag_at_the_same_tau(monkeypatch):
     assert galad.threshold == 0.39
     make_policy(TrainConfig(agent="galad", harm_threshold=0.6), pool=None, score_cache=False)
     assert asked[-1] == 0.6
+
+
+def test_tests_get_one_torch_thread():
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.torch_threads(2)
+def test_the_torch_threads_marker_gives_a_test_more():
+    assert torch.get_num_threads() == 2
