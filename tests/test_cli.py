@@ -21,7 +21,7 @@ def test_replay_json_default_game():
     assert out["game"] == "demo" and out["score"] == out["max_score"] == 50
 
 
-def test_replay_steps_lines(tmp_path):
+def test_replay_steps_prints_one_json_line_per_step_then_the_summary(tmp_path):
     actions = tmp_path / "a.txt"
     actions.write_text("take penny\ne\ne\ntake oil\n")
     r = galad("replay", "--actions", str(actions), "--json", "--steps")
