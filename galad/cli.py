@@ -180,19 +180,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_candidates(args: argparse.Namespace) -> int:
     from galad.candidates.bench import bench_candidates, show_candidates
-    from galad.errors import ConfigError
 
-    if args.args and args.args[0] == "bench":
-        bench_candidates(args.args[1:], states=args.states, marker_states=args.marker_states,
-                         json_out=args.json, jericho=not args.no_jericho, workers=args.workers,
-                         budgets=args.budget or [0])
+    if args.candidates_command == "bench":
+        bench_candidates(args.games, states=args.states, marker_states=args.marker_states, json_out=args.json,
+                         jericho=not args.no_jericho, workers=args.workers, budgets=args.budget)
         return 0
-    if len(args.args) > 1:
-        raise ConfigError("galad candidates takes one GAME (or: galad candidates bench [GAME ...])")
-    if args.budget and len(args.budget) > 1:
-        raise ConfigError("galad candidates GAME takes one --budget (several only with bench)")
-    return show_candidates(args.args[0] if args.args else None, at=args.at, source=args.source,
-                           workers=args.workers, budget=args.budget[0] if args.budget else 0)
+    return show_candidates(args.game, at=args.at, source=args.source, workers=args.workers, budget=args.budget)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -266,207 +259,266 @@ def _cmd_lm_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="galad", description="Value-aligned text-game agents on Jiminy Cricket.")
-    p.add_argument("--version", action="version", version=f"galad {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+_MODEL_HELP = "value model: galad:<recipe> (default: our trained model), a hub id, a folder or a .pt"
 
-    games = sub.add_parser("games", help="list and download games")
-    gsub = games.add_subparsers(dest="games_command", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
-    gl = gsub.add_parser("list", help="every game, whether it is installed, and its max score")
-    gl.add_argument("--json", action="store_true", help="print JSON")
-    gl.set_defaults(func=_cmd_games_list)
-    gd = gsub.add_parser("download", help="install games from the pinned upstream commit or a local copy")
-    gd.add_argument("games", nargs="*", metavar="GAME")
-    gd.add_argument("--all", action="store_true", help="all 25 Jiminy Cricket games")
-    gd.add_argument("--source", help="base URL, or a folder laid out like the upstream repository")
-    gd.set_defaults(func=_cmd_games_download)
 
-    def env_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("game", nargs="?", default=None, help="game name (default: demo)")
-        sp.add_argument("--start-percentage", type=float, default=0.0, metavar="P",
+def _subcommands(sub, name: str, help: str):
+    """A command group (``galad value ...``): its parser's subparsers, one of which is required."""
+    return sub.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
+
+
+def _add_games(sub) -> None:
+    games = _subcommands(sub, "games", "list and download games")
+    listing = games.add_parser("list", help="every game, whether it is installed, and its max score")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=_cmd_games_list)
+    download = games.add_parser("download", help="install games from the pinned upstream commit or a local copy")
+    download.add_argument("games", nargs="*", metavar="GAME")
+    download.add_argument("--all", action="store_true", help="all 25 Jiminy Cricket games")
+    download.add_argument("--source", help="base URL, or a folder laid out like the upstream repository")
+    download.set_defaults(func=_cmd_games_download)
+
+
+def _env_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("game", nargs="?", default=None, help="game name (default: demo)")
+    parser.add_argument("--start-percentage", type=float, default=0.0, metavar="P",
                         help="start from P%% of the walkthrough (0 <= P < 100)")
-        sp.add_argument("--seed", type=int, default=1, help="Frotz seed (>= 1; default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="Frotz seed (>= 1; default 1)")
 
-    rp = sub.add_parser("replay", help="replay the walkthrough (or an action file) and report score and harm")
-    env_args(rp)
-    rp.add_argument("--actions", metavar="FILE", help="actions to replay, one per line")
-    rp.add_argument("--json", action="store_true", help="last line: one JSON summary")
-    rp.add_argument("--steps", action="store_true", help="with --json: one JSON line per step first")
-    rp.add_argument("--isolation", choices=["thread", "process"], default="thread",
-                    help="engine watchdog: in-process thread (default) or a killable child process")
-    rp.set_defaults(func=_cmd_replay)
 
-    pl = sub.add_parser("play", help="play interactively, with each step's harm labels and running totals")
-    env_args(pl)
-    pl.set_defaults(func=_cmd_play)
+def _add_env_tools(sub) -> None:
+    replay = sub.add_parser("replay", help="replay the walkthrough (or an action file) and report score and harm")
+    _env_args(replay)
+    replay.add_argument("--actions", metavar="FILE", help="actions to replay, one per line")
+    replay.add_argument("--json", action="store_true", help="last line: one JSON summary")
+    replay.add_argument("--steps", action="store_true", help="with --json: one JSON line per step first")
+    replay.add_argument("--isolation", choices=["thread", "process"], default="thread",
+                        help="engine watchdog: in-process thread (default) or a killable child process")
+    replay.set_defaults(func=_cmd_replay)
+    play = sub.add_parser("play", help="play interactively, with each step's harm labels and running totals")
+    _env_args(play)
+    play.set_defaults(func=_cmd_play)
 
+
+def _add_train_and_eval(sub) -> None:
     from galad.config import TrainConfig, add_dataclass_args
 
-    tp = sub.add_parser("train", help="train a DRRN agent (drrn, cmps, galad, oracle); default: GALAD on the demo game")
-    add_dataclass_args(tp, TrainConfig)
-    tp.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
-    tp.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    tp.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tp.add_argument("--run-name", metavar="NAME", help="fixed run folder name under --run-dir (sweeps use this)")
-    tp.set_defaults(func=_cmd_train)
+    train = sub.add_parser("train", help="train a DRRN agent (drrn, cmps, galad, oracle); default: GALAD on the demo game")
+    add_dataclass_args(train, TrainConfig)
+    train.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--run-name", metavar="NAME", help="fixed run folder name under --run-dir (sweeps use this)")
+    train.set_defaults(func=_cmd_train)
 
-    ep = sub.add_parser("evaluate", help="Jiminy Cricket metrics of runs, side by side")
-    ep.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    ep.add_argument("--last", type=int, default=50, help="episodes per env to average (default 50)")
-    ep.add_argument("--json", action="store_true", help="print JSON")
-    ep.set_defaults(func=_cmd_evaluate)
+    evaluate = sub.add_parser("evaluate", help="Jiminy Cricket metrics of runs, side by side")
+    evaluate.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    evaluate.add_argument("--last", type=int, default=50, help="episodes per env to average (default 50)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
-    wp = sub.add_parser("watch", help="replay a run's transcript: candidates, removals, markers, running harm")
-    wp.add_argument("run", metavar="RUN_DIR")
-    wp.add_argument("--env", type=int, default=0, help="which env's transcript (default 0)")
-    wp.add_argument("--episode", type=int, default=None, help="only this episode")
-    wp.add_argument("--follow", action="store_true", help="keep following a running run")
-    wp.add_argument("--html", metavar="OUT", help="write one self-contained HTML page instead")
-    wp.set_defaults(func=_cmd_watch)
+    watch = sub.add_parser("watch", help="replay a run's transcript: candidates, removals, markers, running harm")
+    watch.add_argument("run", metavar="RUN_DIR")
+    watch.add_argument("--env", type=int, default=0, help="which env's transcript (default 0)")
+    watch.add_argument("--episode", type=int, default=None, help="only this episode")
+    watch.add_argument("--follow", action="store_true", help="keep following a running run")
+    watch.add_argument("--html", metavar="OUT", help="write one self-contained HTML page instead")
+    watch.set_defaults(func=_cmd_watch)
 
-    sp = sub.add_parser("sweep", help="run a grid of training runs; finished runs are skipped, others resumed")
-    sp.add_argument("config", metavar="CONFIG", help="sweep file, e.g. experiments/quick.toml")
-    sp.add_argument("--out", metavar="DIR", help="sweep folder (default: runs/sweeps/<name>)")
-    sp.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute")
-    sp.add_argument("--workers", type=int, default=1, help="runs at a time")
-    sp.add_argument("--dry-run", action="store_true", help="print the commands only")
-    sp.set_defaults(func=_cmd_sweep)
 
-    rp2 = sub.add_parser("report", help="results table (markdown, CSV) and plots of a sweep folder")
-    rp2.add_argument("sweep_dir", metavar="SWEEP_DIR")
-    rp2.add_argument("--out", metavar="DIR", help="where to write (default: SWEEP_DIR/report)")
-    rp2.add_argument("--last", type=int, default=50, help="episodes per env to average (default 50)")
-    rp2.set_defaults(func=_cmd_report)
+def _add_sweeps(sub) -> None:
+    sweep = sub.add_parser("sweep", help="run a grid of training runs; finished runs are skipped, others resumed")
+    sweep.add_argument("config", metavar="CONFIG", help="sweep file, e.g. experiments/quick.toml")
+    sweep.add_argument("--out", metavar="DIR", help="sweep folder (default: runs/sweeps/<name>)")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at a time")
+    sweep.add_argument("--dry-run", action="store_true", help="print the commands only")
+    sweep.set_defaults(func=_cmd_sweep)
 
-    bp = sub.add_parser("bench", help="benchmarks: env against raw Frotz, candidate sources, value model, DRRN "
-                                      "updates, end-to-end SPS per agent; a table and JSON")
-    bp.add_argument("games", nargs="*", metavar="GAME", help="games for env and candidates (default: every installed game)")
-    bp.add_argument("--sections", default="env,candidates,value,lm,drrn,agents",
-                    help="comma-separated sections to run (default: all)")
-    bp.add_argument("--candidate-states", type=int, default=4, help="candidates: walkthrough states per game")
-    bp.add_argument("--agent-game", default="demo", help="agents: the game trained on (default: demo)")
-    bp.add_argument("--agent-steps", type=int, default=10, help="agents: training steps of 8 envs per agent")
-    bp.add_argument("--reference", metavar="DIR",
-                    help="an upstream jiminy-cricket checkout, to time its AnnotatedEnv in the same run")
-    bp.add_argument("--repeats", type=int, default=3, help="replays per game; the best is kept")
-    bp.add_argument("--isolation", choices=["thread", "process"], default="thread")
-    bp.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    bp.set_defaults(func=_cmd_bench)
+    report = sub.add_parser("report", help="results table (markdown, CSV) and plots of a sweep folder")
+    report.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    report.add_argument("--out", metavar="DIR", help="where to write (default: SWEEP_DIR/report)")
+    report.add_argument("--last", type=int, default=50, help="episodes per env to average (default 50)")
+    report.set_defaults(func=_cmd_report)
 
-    vp = sub.add_parser("value", help="the commonsense value model: train, score, audit, bench")
-    vsub = vp.add_subparsers(dest="value_command", required=True, metavar="SUBCOMMAND")
-    model_help = "value model: galad:<recipe> (default: our trained model), a hub id, a folder or a .pt"
-    vt = vsub.add_parser("train", help="fine-tune the offline value model on the datasets in GALAD_DATA_DIR")
-    vt.add_argument("--recipe", default=None, help="recipe .toml (default: commonsense_models/minilm_commonsense.toml)")
-    vt.set_defaults(func=_cmd_value_train)
-    vs = vsub.add_parser("score", help="P(harm) of actions and the decision at the threshold")
-    vs.add_argument("actions", nargs="+", metavar="ACTION")
-    vs.add_argument("--context", default=None, help="observation the action is taken in (contextual mode)")
-    vs.add_argument("--model", default=None, help=model_help)
-    vs.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
-    vs.add_argument("--json", action="store_true", help="print JSON")
-    vs.set_defaults(func=_cmd_value_score)
-    va = vsub.add_parser("audit", help="agreement with the games' harm annotations (ground truth by lookahead)")
-    va.add_argument("games", nargs="*", metavar="GAME", help="games (default: demo)")
-    va.add_argument("--states", type=int, default=20, metavar="N", help="states sampled per game")
-    va.add_argument("--candidates", type=int, default=80, metavar="K", help="candidate actions per state")
-    va.add_argument("--mode", choices=["action", "context", "both"], default="both", help="context modes")
-    va.add_argument("--target", choices=["bad_others", "bad"], default="bad_others",
-                    help="which markers count as harm: bad_others (the benchmark's Immorality; default) or any bad")
-    va.add_argument("--model", default=None, help=model_help)
-    va.add_argument("--threshold", type=float, default=None)
-    va.add_argument("--seed", type=int, default=0)
-    va.add_argument("--json", action="store_true", help="print JSON")
-    va.set_defaults(func=_cmd_value_audit)
-    vb = vsub.add_parser("bench", help="scores per second, uncached and cached, action-only and contextual")
-    vb.add_argument("--model", default=None, help=model_help)
-    vb.add_argument("--n", type=int, default=2000, help="distinct actions")
-    vb.add_argument("--threads", type=int, default=1, help="torch threads")
-    vb.set_defaults(func=_cmd_value_bench)
 
-    cp = sub.add_parser("candidates", help="valid actions at a walkthrough step; 'bench [GAME ...]' compares with Jericho")
-    cp.add_argument("args", nargs="*", metavar="GAME | bench GAME ...",
-                    help="a game (default: demo), or 'bench' followed by games (default: every installed game)")
-    cp.add_argument("--at", type=int, default=0, metavar="STEP", help="walkthrough step (default 0: the start)")
-    cp.add_argument("--source", choices=["valid", "lm"], default="valid", help="candidate source")
-    cp.add_argument("--workers", type=int, default=None, help="worker processes (0: in this process)")
-    cp.add_argument("--states", type=int, default=8, help="bench: evenly spaced walkthrough states per game")
-    cp.add_argument("--marker-states", type=int, default=4,
-                    help="bench: extra states whose walkthrough action triggers a marker")
-    cp.add_argument("--budget", type=int, nargs="+", metavar="N",
-                    help="most candidates stepped per state, common verbs first (0: all, the default); bench: "
-                         "several to compare")
-    cp.add_argument("--no-jericho", action="store_true", help="bench: time ours only")
-    cp.add_argument("--json", metavar="FILE", help="bench: also write the results as JSON")
-    cp.set_defaults(func=_cmd_candidates)
+def _add_bench(sub) -> None:
+    bench = sub.add_parser("bench", help="benchmarks: env against raw Frotz, candidate sources, value model, DRRN "
+                                         "updates, end-to-end SPS per agent; a table and JSON")
+    bench.add_argument("games", nargs="*", metavar="GAME",
+                       help="games for env and candidates (default: every installed game)")
+    bench.add_argument("--sections", default="env,candidates,value,lm,drrn,agents",
+                       help="comma-separated sections to run (default: all)")
+    bench.add_argument("--candidate-states", type=int, default=4, help="candidates: walkthrough states per game")
+    bench.add_argument("--agent-game", default="demo", help="agents: the game trained on (default: demo)")
+    bench.add_argument("--agent-steps", type=int, default=10, help="agents: training steps of 8 envs per agent")
+    bench.add_argument("--reference", metavar="DIR",
+                       help="an upstream jiminy-cricket checkout, to time its AnnotatedEnv in the same run")
+    bench.add_argument("--repeats", type=int, default=3, help="replays per game; the best is kept")
+    bench.add_argument("--isolation", choices=["thread", "process"], default="thread")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(func=_cmd_bench)
 
+
+def _add_value(sub) -> None:
+    value = _subcommands(sub, "value", "the commonsense value model: train, score, audit, bench")
+    train = value.add_parser("train", help="fine-tune the offline value model on the datasets in GALAD_DATA_DIR")
+    train.add_argument("--recipe", default=None,
+                       help="recipe .toml (default: commonsense_models/minilm_commonsense.toml)")
+    train.set_defaults(func=_cmd_value_train)
+
+    score = value.add_parser("score", help="P(harm) of actions and the decision at the threshold")
+    score.add_argument("actions", nargs="+", metavar="ACTION")
+    score.add_argument("--context", default=None, help="observation the action is taken in (contextual mode)")
+    score.add_argument("--model", default=None, help=_MODEL_HELP)
+    score.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
+    score.add_argument("--json", action="store_true", help="print JSON")
+    score.set_defaults(func=_cmd_value_score)
+
+    audit = value.add_parser("audit", help="agreement with the games' harm annotations (ground truth by lookahead)")
+    audit.add_argument("games", nargs="*", metavar="GAME", help="games (default: demo)")
+    audit.add_argument("--states", type=int, default=20, metavar="N", help="states sampled per game")
+    audit.add_argument("--candidates", type=int, default=80, metavar="K", help="candidate actions per state")
+    audit.add_argument("--mode", choices=["action", "context", "both"], default="both", help="context modes")
+    audit.add_argument("--target", choices=["bad_others", "bad"], default="bad_others",
+                       help="which markers count as harm: bad_others (the benchmark's Immorality; default) or any bad")
+    audit.add_argument("--model", default=None, help=_MODEL_HELP)
+    audit.add_argument("--threshold", type=float, default=None)
+    audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.set_defaults(func=_cmd_value_audit)
+
+    bench = value.add_parser("bench", help="scores per second, uncached and cached, action-only and contextual")
+    bench.add_argument("--model", default=None, help=_MODEL_HELP)
+    bench.add_argument("--n", type=int, default=2000, help="distinct actions")
+    bench.add_argument("--threads", type=int, default=1, help="torch threads")
+    bench.set_defaults(func=_cmd_value_bench)
+
+
+_BUDGET_HELP = "most candidates stepped per state, common verbs first (0: all, the default)"
+
+
+def _add_candidates(sub) -> None:
+    candidates = _subcommands(sub, "candidates", "valid actions at a walkthrough step; 'bench' compares with Jericho")
+    show = candidates.add_parser("show", help="the valid actions at a walkthrough step")
+    show.add_argument("game", nargs="?", default=None, metavar="GAME", help="a game (default: demo)")
+    show.add_argument("--at", type=int, default=0, metavar="STEP", help="walkthrough step (default 0: the start)")
+    show.add_argument("--source", choices=["valid", "lm"], default="valid", help="candidate source")
+    show.add_argument("--workers", type=int, default=None, help="worker processes (0: in this process)")
+    show.add_argument("--budget", type=int, default=0, metavar="N", help=_BUDGET_HELP)
+    show.set_defaults(func=_cmd_candidates)
+
+    bench = candidates.add_parser("bench", help="ours against Jericho's valid actions on the same walkthrough states")
+    bench.add_argument("games", nargs="*", metavar="GAME", help="games (default: every installed game)")
+    bench.add_argument("--workers", type=int, default=None, help="worker processes (0: in this process)")
+    bench.add_argument("--states", type=int, default=8, help="evenly spaced walkthrough states per game")
+    bench.add_argument("--marker-states", type=int, default=4,
+                       help="extra states whose walkthrough action triggers a marker")
+    bench.add_argument("--budget", type=int, nargs="+", default=[0], metavar="N",
+                       help=_BUDGET_HELP + "; several to compare")
+    bench.add_argument("--no-jericho", action="store_true", help="time ours only")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(func=_cmd_candidates)
+
+
+def _lm_train_args(parser: argparse.ArgumentParser, max_examples: int) -> None:
+    """The fine-tuning flags shared by ``galad lm train`` and ``galad lm distill``."""
     from galad.candidates.lm_train import DEFAULT_HOLDOUT
 
-    def lm_train_args(sp: argparse.ArgumentParser, max_examples: int) -> None:
-        sp.add_argument("--games", nargs="*", metavar="GAME", help="training games (default: all available)")
-        sp.add_argument("--holdout", nargs="*", metavar="GAME", default=list(DEFAULT_HOLDOUT),
+    parser.add_argument("--games", nargs="*", metavar="GAME", help="training games (default: all available)")
+    parser.add_argument("--holdout", nargs="*", metavar="GAME", default=list(DEFAULT_HOLDOUT),
                         help=f"games kept out of training and evaluated on (default: {' '.join(DEFAULT_HOLDOUT)})")
-        sp.add_argument("--eval-states", type=int, default=12, metavar="N", help="held-out states per game")
-        sp.add_argument("--k", type=int, default=30, help="candidates per state")
-        sp.add_argument("--max-examples", type=int, default=max_examples, metavar="N",
+    parser.add_argument("--eval-states", type=int, default=12, metavar="N", help="held-out states per game")
+    parser.add_argument("--k", type=int, default=30, help="candidates per state")
+    parser.add_argument("--max-examples", type=int, default=max_examples, metavar="N",
                         help="training pairs sampled evenly over games (0: all)")
-        sp.add_argument("--epochs", type=float, default=1.0)
-        sp.add_argument("--batch-size", type=int, default=8)
-        sp.add_argument("--lr", type=float, default=1e-4)
-        sp.add_argument("--train-layers", type=int, default=6, help="top transformer blocks trained (0: all)")
-        sp.add_argument("--max-tokens", type=int, default=192, help="context tokens (cut from the left)")
-        sp.add_argument("--seed", type=int, default=0)
-        sp.add_argument("--threads", type=int, default=2, help="torch threads")
-        sp.add_argument("--out", metavar="DIR", help="output folder (default: in GALAD_HOME/lm)")
-        sp.add_argument("--no-eval-before", action="store_true", help="skip measuring the starting model")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--train-layers", type=int, default=6, help="top transformer blocks trained (0: all)")
+    parser.add_argument("--max-tokens", type=int, default=192, help="context tokens (cut from the left)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: in GALAD_HOME/lm)")
+    parser.add_argument("--no-eval-before", action="store_true", help="skip measuring the starting model")
 
-    lp = sub.add_parser("lm", help="the CALM-style action generator: train, bench")
-    lsub = lp.add_subparsers(dest="lm_command", required=True, metavar="SUBCOMMAND")
-    lt = lsub.add_parser("train", help="fine-tune the generator on walkthrough pairs; recall@k on held-out games")
-    lt.add_argument("--base", default=None,
-                    help="starting model: hub id (gpt2), folder, or none for the offline SmolLM2-135M")
-    lm_train_args(lt, 400)
-    lt.set_defaults(func=_cmd_lm_train)
-    lb = lsub.add_parser("bench", help="states/s for k candidates, uncached and cached; shared prefill vs generate")
-    lb.add_argument("--model", default="trained", help="base, trained, distilled, a folder or a hub id")
-    lb.add_argument("--game", default="zork1", help="game whose walkthrough states are used")
-    lb.add_argument("--envs", type=int, default=8, help="states per propose call")
-    lb.add_argument("--batches", type=int, default=2, help="distinct propose calls")
-    lb.add_argument("--k", type=int, default=30)
-    lb.add_argument("--threads", type=int, default=1)
-    lb.add_argument("--no-plain", action="store_true", help="skip the plain model.generate comparison")
-    lb.set_defaults(func=_cmd_lm_bench)
 
-    dsp = sub.add_parser("distill", help="action distillation: fine-tune the generator on value-approved actions")
-    dsp.add_argument("--generator", default="trained", help="generator to distil (default: the galad lm train one)")
-    dsp.add_argument("--value-model", default=None, help="value model spec (default: the project's)")
-    dsp.add_argument("--context-mode", choices=["action", "context"], default="action")
-    dsp.add_argument("--threshold", type=float, default=None,
-                     help=f"flag P(harm) above this (default: the policies' tau, {POLICY_HARM_THRESHOLD})")
-    dsp.add_argument("--mode", choices=["drop", "downweight"], default="drop", help="flagged walkthrough pairs")
-    dsp.add_argument("--mine-states", type=int, default=60, metavar="N",
-                     help="training states whose own candidates are scored for negatives")
-    dsp.add_argument("--control", action="store_true",
-                     help="the same fine-tuning with the value model's judgement left out (nothing dropped, no "
-                          "negatives): what the extra training alone does")
-    lm_train_args(dsp, 300)
-    dsp.set_defaults(func=_cmd_distill)
+def _add_lm(sub) -> None:
+    lm = _subcommands(sub, "lm", "the CALM-style action generator: train, bench, distill")
+    train = lm.add_parser("train", help="fine-tune the generator on walkthrough pairs; recall@k on held-out games")
+    train.add_argument("--base", default=None,
+                       help="starting model: hub id (gpt2), folder, or none for the offline SmolLM2-135M")
+    _lm_train_args(train, 400)
+    train.set_defaults(func=_cmd_lm_train)
 
-    dp = sub.add_parser("data", help="datasets for the value model")
-    dsub = dp.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    dd = dsub.add_parser("download", help="fetch ETHICS, Moral Stories and Social-Chem into GALAD_DATA_DIR")
-    dd.add_argument("--only", nargs="*", metavar="DATASET", help="ethics, moral_stories, social_chem")
-    dd.add_argument("--source", help="a mirror laid out like the data dir: base URL or folder")
-    dd.add_argument("--force", action="store_true", help="download files that are already there")
-    dd.set_defaults(func=_cmd_data_download)
-    return p
+    bench = lm.add_parser("bench", help="states/s for k candidates, uncached and cached; shared prefill vs generate")
+    bench.add_argument("--model", default="trained", help="base, trained, distilled, a folder or a hub id")
+    bench.add_argument("--game", default="zork1", help="game whose walkthrough states are used")
+    bench.add_argument("--envs", type=int, default=8, help="states per propose call")
+    bench.add_argument("--batches", type=int, default=2, help="distinct propose calls")
+    bench.add_argument("--k", type=int, default=30)
+    bench.add_argument("--threads", type=int, default=1)
+    bench.add_argument("--no-plain", action="store_true", help="skip the plain model.generate comparison")
+    bench.set_defaults(func=_cmd_lm_bench)
+
+    distill = lm.add_parser("distill", help="action distillation: fine-tune the generator on value-approved actions")
+    distill.add_argument("--generator", default="trained", help="generator to distil (default: the galad lm train one)")
+    distill.add_argument("--value-model", default=None, help="value model spec (default: the project's)")
+    distill.add_argument("--context-mode", choices=["action", "context"], default="action")
+    distill.add_argument("--threshold", type=float, default=None,
+                         help=f"flag P(harm) above this (default: the policies' tau, {POLICY_HARM_THRESHOLD})")
+    distill.add_argument("--mode", choices=["drop", "downweight"], default="drop", help="flagged walkthrough pairs")
+    distill.add_argument("--mine-states", type=int, default=60, metavar="N",
+                         help="training states whose own candidates are scored for negatives")
+    distill.add_argument("--control", action="store_true",
+                         help="the same fine-tuning with the value model's judgement left out (nothing dropped, no "
+                              "negatives): what the extra training alone does")
+    _lm_train_args(distill, 300)
+    distill.set_defaults(func=_cmd_distill)
+
+
+def _add_data(sub) -> None:
+    data = _subcommands(sub, "data", "datasets for the value model")
+    download = data.add_parser("download", help="fetch ETHICS, Moral Stories and Social-Chem into GALAD_DATA_DIR")
+    download.add_argument("--only", nargs="*", metavar="DATASET", help="ethics, moral_stories, social_chem")
+    download.add_argument("--source", help="a mirror laid out like the data dir: base URL or folder")
+    download.add_argument("--force", action="store_true", help="download files that are already there")
+    download.set_defaults(func=_cmd_data_download)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="galad", description="Value-aligned text-game agents on Jiminy Cricket.")
+    parser.add_argument("--version", action="version", version=f"galad {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_games, _add_env_tools, _add_train_and_eval, _add_sweeps, _add_bench, _add_value,
+                _add_candidates, _add_lm, _add_data):
+        add(sub)
+    return parser
+
+
+def _new_spelling(argv: list[str]) -> list[str]:
+    """The old spellings ``galad distill`` and ``galad candidates [GAME]`` as ``galad lm distill`` and
+    ``galad candidates show [GAME]``, with a one-line deprecation warning on stderr."""
+    i = next((k for k, word in enumerate(argv) if not word.startswith("-")), len(argv))  # the command
+    command, rest = argv[i:i + 1], argv[i + 1:]
+    if command == ["distill"]:
+        new, old = ["lm", "distill"], "'galad distill' is deprecated; use 'galad lm distill'"
+    elif command == ["candidates"] and rest[:1] not in (["show"], ["bench"], ["-h"], ["--help"]):
+        if "bench" in rest:  # flags before the mode word: `galad candidates --states 4 bench GAME`
+            rest.remove("bench")
+            new, old = ["candidates", "bench"], "'galad candidates ... bench' is deprecated; use 'galad candidates bench ...'"
+        else:
+            new, old = ["candidates", "show"], "'galad candidates [GAME]' is deprecated; use 'galad candidates show [GAME]'"
+    else:
+        return argv
+    print(f"galad: warning: {old}", file=sys.stderr)
+    return argv[:i] + new + rest
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_new_spelling(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)

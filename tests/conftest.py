@@ -1,21 +1,28 @@
-"""Shared fixtures: where the shipped annotation data lives, an isolated cache, the real games."""
+"""Shared fixtures: one torch thread per test, the shipped annotation data, an isolated cache.
+
+Helpers that tests import live in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import JC_DATA
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("GALAD_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+@pytest.fixture(autouse=True)
+def torch_threads(request):
+    """One torch thread unless the test is marked ``@pytest.mark.torch_threads(n)``: the tests' nets are tiny and
+    the cores are shared, so more threads only oversubscribe them (one TD-update test ran 10x slower)."""
+    import torch
 
-
-JC_DATA = _data_dir() / "jiminy_cricket"
+    marker = request.node.get_closest_marker("torch_threads")
+    before = torch.get_num_threads()
+    torch.set_num_threads(marker.args[0] if marker else 1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -32,14 +39,3 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GALAD_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GALAD_GAMES_DIR", str(tmp_path / "games"))
     return tmp_path
-
-
-def real_game_installed(name: str) -> bool:
-    from galad.env.registry import get_game
-
-    return get_game(name).is_installed()
-
-
-def require_real_game(name: str) -> None:
-    if not real_game_installed(name):
-        pytest.skip(f"{name} is not installed (galad games download {name})")

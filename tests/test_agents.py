@@ -1,6 +1,7 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
@@ -96,3 +97,12 @@ def test_cmps_and_galad_flag_at_the_same_tau():
     assert cmps.value_model == galad.value_model == "card-threshold-0.5"
     assert make_policy(TrainConfig(agent="galad", harm_threshold=0.6), scorer=scorer).threshold == 0.6
     assert make_policy(TrainConfig(agent="drrn")).value_model is None
+
+
+def test_tests_get_one_torch_thread():
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.torch_threads(2)
+def test_the_torch_threads_marker_gives_a_test_more():
+    assert torch.get_num_threads() == 2

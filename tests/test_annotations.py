@@ -45,7 +45,7 @@ def test_find_markers_orders_prso_markers_first_and_strips():
     assert clean == "A  b  c "
 
 
-def test_keyword_rules():
+def test_keyword_rules_filter_markers_and_unknown_keywords_or_ids_drop_them():
     t = _table([
         ("a:1", (1, 0, 0, 0), ""),
         ("a:2", (2, 0, 0, 0), "only-first"),

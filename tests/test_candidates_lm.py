@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
 
 from galad.candidates.base import CandidateSource, GameState
 from galad.candidates.lm import (
@@ -187,7 +185,7 @@ def test_load_generator_missing_says_which_command(home):
 def test_cli_distill_without_generator_is_one_line_exit_2(home, capsys):
     from galad.cli import main
 
-    assert main(["distill", "--holdout", "demo"]) == 2
+    assert main(["lm", "distill", "--holdout", "demo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "galad lm train" in err[0]
     assert main(["lm", "bench", "--model", "/nonexistent/folder", "--game", "demo"]) == 2

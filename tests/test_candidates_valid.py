@@ -141,7 +141,7 @@ def test_disk_cache_is_shared_by_sources_and_the_first_detection_wins(env, isola
 @pytest.mark.realgames
 @pytest.mark.parametrize("game", ["zork1", "deadline"])
 def test_real_game_candidates(game):
-    from tests.conftest import require_real_game
+    from helpers import require_real_game
 
     require_real_game(game)
     env = JiminyEnv(game)

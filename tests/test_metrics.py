@@ -25,7 +25,7 @@ def test_relative_immorality():
     assert metrics.relative_immorality(0, 0) == 0.0
 
 
-def test_summarize():
+def test_summarize_averages_over_episodes_and_accepts_none():
     eps = [metrics.EpisodeRecord(10, 0, 20, [[1, 0, 0, 0]]), metrics.EpisodeRecord(0, 0, 20, [])]
     s = metrics.summarize(eps)
     assert s.episodes == 2 and s.percent_completion == pytest.approx(25.0) and s.immorality == 0.5

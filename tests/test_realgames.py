@@ -8,7 +8,7 @@ from galad.env.jiminy import JiminyEnv
 from galad.env.registry import jiminy_games
 from galad.replay import replay
 
-from conftest import JC_DATA, real_game_installed, require_real_game
+from helpers import JC_DATA, real_game_installed, require_real_game
 
 pytestmark = pytest.mark.realgames
 

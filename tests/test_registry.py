@@ -10,8 +10,8 @@ def test_registry_has_the_25_games_and_the_demo():
 
 
 def test_registry_facts_match_games_tsv(jc_data):
-    rows = [l.split("\t") for l in (jc_data / "games.tsv").read_text().splitlines()
-            if l and not l.startswith(("#", "game\t"))]
+    rows = [line.split("\t") for line in (jc_data / "games.tsv").read_text().splitlines()
+            if line and not line.startswith(("#", "game\t"))]
     assert len(rows) == 25
     for game, story_path, sha, size, max_score in rows:
         spec = get_game(game)

@@ -39,7 +39,7 @@ def write_run(root, game, agent, seed, start, episodes, finished=True):
     return run
 
 
-def test_grid_and_commands(tmp_path):
+def test_grid_expands_to_train_commands_and_a_checkpointed_run_resumes(tmp_path):
     f = tmp_path / "s.toml"
     f.write_text(SWEEP)
     runs = Sweep.load(f).runs(tmp_path / "out")

@@ -36,7 +36,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from galad.env import annotations as ann
-from galad.env.engine import Isolation, make_engine
+from galad.env.engine import INPUT_BUFFER_SIZE, Isolation, make_engine
 from galad.env.registry import get_game
 from galad.errors import ConfigError, EpisodeEndedError
 
@@ -46,6 +46,8 @@ _STATUS_SCORE_RE = re.compile(r"(?m)^.+Score: .+Moves: .+\n")
 _STATUS_TIME_RE = re.compile(r">.*Time:.*\n")
 _RIDX_RE = re.compile(r"\[RIDX: (.*?)\]")
 _TEXT_CHARSET = frozenset(string.printable) | frozenset(chr(i) for i in range(0xA0, 0x2100))
+# what a player types; no backslash, which starts one of dumb-frotz's own commands (``\help``)
+_ACTION_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuation + " ") - {"\\"}
 
 
 @dataclass
@@ -114,7 +116,7 @@ class JiminyEnv(gym.Env):
         self._score_global = spec.score_global if spec.score_source == "global" else None
         self.engine = make_engine(str(folder / spec.story.name), seed, step_timeout, isolation)
         self.observation_space = spaces.Text(max_length=1 << 16, min_length=0, charset=_TEXT_CHARSET)
-        self.action_space = spaces.Text(max_length=200, min_length=0, charset=_TEXT_CHARSET)
+        self.action_space = spaces.Text(max_length=INPUT_BUFFER_SIZE, min_length=0, charset=_ACTION_CHARSET)
         self._st = EpisodeState()
         self._started = False
         self._closed = False

@@ -207,3 +207,19 @@ def list_games() -> list[GameListing]:
                         spec.score_source, extras)
         )
     return out
+
+
+def gymnasium_id(name: str) -> str:
+    """The Gymnasium id of a game: ``galad/<name>-v0``."""
+    return f"galad/{name}-v0"
+
+
+def register_gymnasium_envs() -> None:
+    """Register every game with Gymnasium (``import galad.env`` does it), so that
+    ``gymnasium.make("galad/zork1-v0", start_percentage=20)`` builds ``JiminyEnv("zork1", start_percentage=20)``."""
+    from gymnasium.envs.registration import register
+    from gymnasium.envs.registration import registry as gym_registry
+
+    for name in registry():
+        if gymnasium_id(name) not in gym_registry:
+            register(gymnasium_id(name), entry_point="galad.env.jiminy:JiminyEnv", kwargs={"game": name})

@@ -85,7 +85,7 @@ def fix():
             return '[ID: {}:{}{}{}]'.format(STEM, i, m.group(3) or '', m.group(4) or '')
         return MARKER_RE.sub(sub, line)
 
-    new_lines = [renumber(i, l) if '[ID:' in l else l for i, l in enumerate(lines, start=1)]
+    new_lines = [renumber(i, line) if '[ID:' in line else line for i, line in enumerate(lines, start=1)]
     if new_lines != lines:
         with open(INF, 'w', encoding='utf-8') as f:
             f.write('\n'.join(new_lines))
@@ -111,10 +111,9 @@ def fix():
     print('renumbered {} marker number(s)'.format(sum(1 for k, v in mapping.items())))
 
 
-def check():
+def check_markers(markers):
+    """Errors of the markers themselves: malformed, another file's, on the wrong line, or a number used twice."""
     errors = []
-    lines = read_source()
-    markers = find_markers(lines)
     seen = {}
     for line_no, stem, num, m in markers:
         if m is None:
@@ -127,11 +126,12 @@ def check():
         if num in seen:
             errors.append('line {}: marker number {} also used on line {}'.format(line_no, num, seen[num]))
         seen[num] = line_no
-    marker_lines = {line_no for line_no, _, _, m in markers if m is not None}
+    return errors
 
-    header, rows = read_csv()
-    if header != HEADER:
-        errors.append('CSV header is {!r}'.format(header))
+
+def check_csv(rows, lines):
+    """Errors of the CSV rows, and the row number (from 2) of each source line that has a row."""
+    errors = []
     csv_lines = {}
     for k, r in enumerate(rows, start=2):
         if len(r) != len(HEADER):
@@ -149,20 +149,39 @@ def check():
         if n in csv_lines:
             errors.append('CSV row {}: line {} already in row {}'.format(k, n, csv_lines[n]))
         csv_lines[n] = k
-        if 1 <= n <= len(lines):
-            if r[2] != lines[n - 1].strip():
-                errors.append('CSV row {}: Neighboring text differs from source line {}'.format(k, n))
-        if not r[3].strip():
-            errors.append('CSV row {}: empty Description'.format(k))
-        comps = r[6].split('\n')
-        for c in comps:
-            if c != 'ancillary' and not MORALITY_RE.match(c):
-                errors.append('CSV row {}: bad Morality component {!r}'.format(k, c))
-        kws = r[7].split(', ')
-        if kws != ['']:
-            for kw in kws:
-                if kw not in KEYWORDS:
-                    errors.append('CSV row {}: unknown keyword {!r}'.format(k, kw))
+        errors += check_row_fields(k, r, n, lines)
+    return errors, csv_lines
+
+
+def check_row_fields(k, r, n, lines):
+    """Errors of row k's Neighboring text, Description, Morality and Python Filters (n: its source line)."""
+    errors = []
+    if 1 <= n <= len(lines) and r[2] != lines[n - 1].strip():
+        errors.append('CSV row {}: Neighboring text differs from source line {}'.format(k, n))
+    if not r[3].strip():
+        errors.append('CSV row {}: empty Description'.format(k))
+    for c in r[6].split('\n'):
+        if c != 'ancillary' and not MORALITY_RE.match(c):
+            errors.append('CSV row {}: bad Morality component {!r}'.format(k, c))
+    kws = r[7].split(', ')
+    if kws != ['']:
+        for kw in kws:
+            if kw not in KEYWORDS:
+                errors.append('CSV row {}: unknown keyword {!r}'.format(k, kw))
+    return errors
+
+
+def check():
+    lines = read_source()
+    markers = find_markers(lines)
+    errors = check_markers(markers)
+    marker_lines = {line_no for line_no, _, _, m in markers if m is not None}
+
+    header, rows = read_csv()
+    if header != HEADER:
+        errors.append('CSV header is {!r}'.format(header))
+    csv_errors, csv_lines = check_csv(rows, lines)
+    errors += csv_errors
     for n in sorted(marker_lines - set(csv_lines)):
         errors.append('marker on line {} has no CSV row'.format(n))
     for n in sorted(set(csv_lines) - marker_lines):
