@@ -179,7 +179,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_candidates(args: argparse.Namespace) -> int:
-    from galad.candidates.bench import bench_candidates, show_candidates
+    from galad.candidates.valid.bench import bench_candidates, show_candidates
     from galad.errors import ConfigError
 
     if args.args and args.args[0] == "bench":
@@ -208,7 +208,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _lm_finetune_cfg(args: argparse.Namespace):
-    from galad.candidates.lm_train import FinetuneConfig
+    from galad.candidates.lm.train import FinetuneConfig
 
     return FinetuneConfig(max_examples=args.max_examples, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           train_layers=args.train_layers, max_context_tokens=args.max_tokens, seed=args.seed,
@@ -225,7 +225,7 @@ def _print_lm_metrics(card: dict) -> None:
 
 
 def _cmd_lm_train(args: argparse.Namespace) -> int:
-    from galad.candidates.lm_train import LMTrainConfig, train_lm
+    from galad.candidates.lm.train import LMTrainConfig, train_lm
 
     cfg = LMTrainConfig(base=args.base, games=args.games or None, holdout=args.holdout,
                         eval_states_per_game=args.eval_states, k=args.k, out=args.out,
@@ -240,7 +240,7 @@ def _cmd_lm_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from galad.candidates.distill import DistillConfig, distill
+    from galad.candidates.lm.distill import DistillConfig, distill
 
     cfg = DistillConfig(generator=args.generator, value_model=args.value_model, context_mode=args.context_mode,
                         threshold=args.threshold, mode=args.mode, mine_states=args.mine_states,
@@ -259,7 +259,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_lm_bench(args: argparse.Namespace) -> int:
-    from galad.candidates.lm_bench import bench_generator
+    from galad.candidates.lm.bench import bench_generator
 
     print(json.dumps(bench_generator(args.model, game=args.game, envs=args.envs, batches=args.batches, k=args.k,
                                      threads=args.threads, plain=not args.no_plain)))
@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", metavar="FILE", help="bench: also write the results as JSON")
     cp.set_defaults(func=_cmd_candidates)
 
-    from galad.candidates.lm_train import DEFAULT_HOLDOUT
+    from galad.candidates.lm.train import DEFAULT_HOLDOUT
 
     def lm_train_args(sp: argparse.ArgumentParser, max_examples: int) -> None:
         sp.add_argument("--games", nargs="*", metavar="GAME", help="training games (default: all available)")

@@ -26,7 +26,7 @@ def tiny_lm(seed: int = 0):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from galad.candidates.lm_data import walkthrough_pairs
+    from galad.candidates.lm.data import walkthrough_pairs
 
     texts = []
     for p in walkthrough_pairs("demo", use_cache=False):
@@ -114,10 +114,10 @@ def test_shared_prefill_matches_plain_generate_format(home):
 
 
 def test_train_generate_distill_on_demo(home):
-    from galad.candidates.distill import DistillConfig, distill
+    from galad.candidates.lm.distill import DistillConfig, distill
     from galad.candidates.lm import lm_dir
-    from galad.candidates.lm_data import eval_states, evaluate
-    from galad.candidates.lm_train import FinetuneConfig, LMTrainConfig, train_lm
+    from galad.candidates.lm.data import eval_states, evaluate
+    from galad.candidates.lm.train import FinetuneConfig, LMTrainConfig, train_lm
 
     tok, model = tiny_lm()
     ft = FinetuneConfig(max_examples=0, epochs=3, batch_size=8, lr=3e-3, train_layers=0, max_context_tokens=96,
@@ -128,7 +128,7 @@ def test_train_generate_distill_on_demo(home):
     assert 0.0 <= card["before"]["recall@30"] <= card["after"]["recall@30"] <= 1.0
     assert (lm_dir() / "galad-lm" / "config.json").is_file()
 
-    from galad.candidates.lm_bench import bench_generator
+    from galad.candidates.lm.bench import bench_generator
 
     b = bench_generator("trained", game="demo", envs=2, batches=1, k=5, threads=1)
     assert b["uncached_states_per_s"] > 0 and b["cached_states_per_s"] > b["uncached_states_per_s"]

@@ -21,9 +21,9 @@ from typing import Literal
 
 import numpy as np
 
-from galad.candidates.lm import DISTILLED_NAME, LMConfig, LMError, LMGenerator, atomic_save, lm_dir, load_lm
-from galad.candidates.lm_data import eval_states, evaluate, split_games
-from galad.candidates.lm_train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
+from galad.candidates.lm.generator import DISTILLED_NAME, LMConfig, LMError, LMGenerator, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.data import eval_states, evaluate, split_games
+from galad.candidates.lm.train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
 from galad.config import POLICY_HARM_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
 def finetune_mixed(model, tokenizer, positives: list[Example], negatives: list[Example], ft: FinetuneConfig,
                    progress: bool = True) -> dict:
     """One fine-tuning run over positives and negatives together (negatives repeated to about 1/3 of the mix)."""
-    from galad.candidates.lm_train import finetune
+    from galad.candidates.lm.train import finetune
 
     mix = list(positives)
     if negatives:

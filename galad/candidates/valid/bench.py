@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
-from galad.candidates.grammar import JERICHO_BINDINGS
+from galad.candidates.valid.grammar import JERICHO_BINDINGS
 from galad.candidates.valid import ValidActionSource, ValidConfig, default_workers, game_state_from_env
 from galad.errors import ConfigError
 
@@ -42,7 +42,7 @@ def show_candidates(game: str | None, at: int = 0, source: str = "valid", worker
         try:
             from galad.candidates import lm  # noqa: F401
         except ImportError:
-            raise ConfigError("the LM candidate source is not available yet (galad/candidates/lm.py)") from None
+            raise ConfigError("the LM candidate source is not available yet (galad/candidates/lm/generator.py)") from None
         raise ConfigError("the LM candidate source is not wired to this command yet")
     w = default_workers() if workers is None else workers
     if budget < 0:

@@ -1,7 +1,7 @@
 """``galad lm train``: fine-tune the action generator on walkthrough context -> action pairs.
 
 A plain torch loop (AdamW, loss on the action tokens only), training the top ``train_layers`` transformer
-blocks so a CPU can afford it. The same loop serves distillation (:mod:`galad.candidates.distill`): pairs carry
+blocks so a CPU can afford it. The same loop serves distillation (:mod:`galad.candidates.lm.distill`): pairs carry
 a weight, and "negative" pairs (actions the value model flags) are pushed below a log-probability floor.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from galad.candidates.lm import (
+from galad.candidates.lm.generator import (
     TRAINED_NAME,
     LMConfig,
     LMError,
@@ -26,7 +26,7 @@ from galad.candidates.lm import (
     lm_dir,
     load_lm,
 )
-from galad.candidates.lm_data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
+from galad.candidates.lm.data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progr
 
 
 def read_card(folder: str | Path) -> dict | None:
-    from galad.candidates.lm import CARD_NAME
+    from galad.candidates.lm.generator import CARD_NAME
 
     try:
         return json.loads((Path(folder) / CARD_NAME).read_text(encoding="utf-8"))

@@ -2,13 +2,13 @@
 
 Pipeline for one state (:meth:`ValidActionSource.detect`):
 
-1. **Templates** from the game (:mod:`galad.candidates.grammar`): Jericho's bindings borrowed by name, else
+1. **Templates** from the game (:mod:`galad.candidates.valid.grammar`): Jericho's bindings borrowed by name, else
    the story file's own syntax/grammar table.
 2. **Objects**: words of the observation, ``look`` and ``inventory`` that the game's dictionary knows as
    nouns (plus adjective-noun pairs); each is examined once from the saved state, names the parser rejects
    are dropped and names that reach the same object (same reply, same world) collapse into one.
 3. **Admissibility**, in two stages, by stepping each filled template from the saved state with the tight
-   restore/step loop of :mod:`galad.candidates.probe`: first the no-object and one-object templates, then
+   restore/step loop of :mod:`galad.candidates.valid.probe`: first the no-object and one-object templates, then
    the two-object ones over at most ``max_pair_held`` held objects and ``max_pair_other`` others (those the
    last observation mentions, then those a one-object action changed the world with, first), one of each
    pair held. A candidate is invalid when its reply is a parser failure; else it is valid, also when it
@@ -47,9 +47,9 @@ from typing import Literal
 
 from galad import paths
 from galad.candidates.base import GameState
-from galad.candidates.grammar import Grammar, load_grammar, verb_usage
-from galad.candidates.probe import MARKER as _MARKER
-from galad.candidates.probe import (  # noqa: F401 - PARSER_FAILURES and Status are re-exported
+from galad.candidates.valid.grammar import Grammar, load_grammar, verb_usage
+from galad.candidates.valid.probe import MARKER as _MARKER
+from galad.candidates.valid.probe import (  # noqa: F401 - PARSER_FAILURES and Status are re-exported
     PARSER_FAILURES,
     VOCABULARY_FAILURES,
     Outcome,
@@ -113,7 +113,7 @@ class ValidConfig:
     with first: takeable, openable, people)."""
     budget: int = 0
     """Most candidates stepped per state (0: all). Candidates are ranked first: no-object templates, then
-    verbs by how often players type them (ClubFloyd transcript counts, :func:`~galad.candidates.grammar.verb_usage`),
+    verbs by how often players type them (ClubFloyd transcript counts, :func:`~galad.candidates.valid.grammar.verb_usage`),
     each verb's objects in the order above; one-object templates get the budget less a fifth kept for the
     two-object ones. Trades rarely used verbs' replies for speed (``galad candidates bench --budget``)."""
     text_only: Literal["all", "marked", "none"] = "all"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from galad.candidates.base import GameState, ram_hash
-from galad.candidates.lm import lm_dir, normalise_action
+from galad.candidates.lm.generator import lm_dir, normalise_action
 
 log = logging.getLogger(__name__)
 
