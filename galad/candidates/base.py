@@ -43,8 +43,3 @@ class CandidateSource(Protocol):
     """Proposes candidate actions for a batch of states (one list per state, batched across envs)."""
 
     def propose(self, states: Sequence[GameState]) -> list[list[str]]: ...
-
-
-def ram_hash(ram: bytes) -> str:
-    """Hash of Z-machine RAM, the state key for caches."""
-    return hashlib.blake2b(ram, digest_size=16).hexdigest()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from galad.candidates.base import GameState, ram_hash
+from galad.candidates.base import GameState
+from galad.env.engine import ram_hash
 from galad.candidates.lm.generator import lm_dir, normalise_action
 
 log = logging.getLogger(__name__)

@@ -700,7 +700,7 @@ def _story(game: str):
 
 def game_state_from_env(env, obs: str, prev_action: str = "", look: str = "", inventory: str = "") -> GameState:
     """A :class:`GameState` of a :class:`~galad.env.jiminy.JiminyEnv` as it is now."""
-    from galad.candidates.base import ram_hash
+    from galad.env.engine import ram_hash
 
     return GameState(env.game, obs, look, inventory, prev_action, ram_hash=ram_hash(env.state_key()),
                      engine_state=env.get_state())
