@@ -20,7 +20,8 @@ import numpy as np
 
 from galad.candidates.base import GameState
 from galad.env.engine import ram_hash
-from galad.candidates.lm.generator import lm_dir, normalise_action
+from galad.candidates.lm.files import lm_dir
+from galad.candidates.lm.generator import normalise_action
 
 log = logging.getLogger(__name__)
 

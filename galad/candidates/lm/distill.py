@@ -21,8 +21,9 @@ from typing import Literal
 
 import numpy as np
 
-from galad.candidates.lm.generator import DISTILLED_NAME, LMConfig, LMError, LMGenerator, atomic_save, lm_dir, load_lm
 from galad.candidates.lm.data import eval_states, evaluate, split_games
+from galad.candidates.lm.files import DISTILLED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.generator import LMConfig, LMGenerator
 from galad.candidates.lm.train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
 from galad.config import POLICY_HARM_THRESHOLD
 

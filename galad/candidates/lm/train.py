@@ -7,7 +7,6 @@ a weight, and "negative" pairs (actions the value model flags) are pushed below 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -15,18 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from galad.candidates.lm.generator import (
-    TRAINED_NAME,
-    LMConfig,
-    LMError,
-    LMGenerator,
-    action_target,
-    atomic_save,
-    format_context,
-    lm_dir,
-    load_lm,
-)
 from galad.candidates.lm.data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
+from galad.candidates.lm.files import TRAINED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.generator import LMConfig, LMGenerator, action_target, format_context
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +259,3 @@ def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progr
     atomic_save(model, tokenizer, out, card)
     card["out"] = str(out)
     return card
-
-
-def read_card(folder: str | Path) -> dict | None:
-    from galad.candidates.lm.generator import CARD_NAME
-
-    try:
-        return json.loads((Path(folder) / CARD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
