@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
+from galad.atomic import write_jsonl_atomic
 from galad.candidates.base import GameState
-from galad.env.engine import ram_hash
 from galad.candidates.lm.files import lm_dir
 from galad.candidates.lm.generator import normalise_action
+from galad.env.engine import ram_hash
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +51,6 @@ class Pair:
 
     def state(self) -> GameState:
         return GameState(self.game, self.obs, self.look, self.inventory, self.prev_action, self.prev_obs, self.ram)
-
-
-def _write_jsonl_atomic(path: Path, rows: Sequence[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def replay_states(game: str, max_steps: int | None = None, snapshots: Sequence[int] | None = None):
@@ -103,7 +88,7 @@ def walkthrough_pairs(game: str, use_cache: bool = True) -> list[Pair]:
         return [Pair(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
     pairs = [p for p, _, _ in replay_states(game)]
     if use_cache:
-        _write_jsonl_atomic(path, [asdict(p) for p in pairs])
+        write_jsonl_atomic(path, [asdict(p) for p in pairs])
     return pairs
 
 
