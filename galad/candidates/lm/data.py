@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 PAIRS_VERSION = 1
 
+RECALL_KS = (1, 5, 10, 30)
+"""Cut-offs :func:`evaluate` reports recall at by default."""
+
 
 @dataclass
 class Pair:
@@ -153,7 +156,7 @@ def eval_states(games: Sequence[str], per_game: int, skip_per_game: int = 0) -> 
     return EvalStates(states, targets)
 
 
-def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=None, lookahead: bool = True,
+def evaluate(source, ev: EvalStates, ks: Sequence[int] = RECALL_KS, scorer=None, lookahead: bool = True,
              progress: bool = True, threshold: float | None = None) -> dict:
     """Recall@k of the walkthrough's next action and harmful-candidate rates of a candidate source.
 
