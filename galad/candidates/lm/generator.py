@@ -150,8 +150,9 @@ class LMGenerator:
         return mask
 
     def propose(self, states: Sequence[GameState]) -> list[list[str]]:
-        """Top-k distinct actions for each state (cached by :meth:`GameState.key` plus the previous observation)."""
-        # GameState.key() leaves out prev_obs, which the generator reads too
+        """Top-k distinct actions for each state (cached by :meth:`GameState.key` and the previous observation)."""
+        # GameState.key() covers prev_obs already; the digest of prev_obs appended to it is redundant (kept: it
+        # also keeps apart texts that key() can confuse, differing only in where a NUL byte falls)
         keys = [s.key() + ":" + hashlib.blake2b(s.prev_obs.encode("utf-8", "replace"), digest_size=8).hexdigest()
                 for s in states]
         todo: dict[str, GameState] = {}
@@ -193,70 +194,97 @@ class LMGenerator:
         """Beam search with one shared prefill per context: the prefix cache is repeated to the beams."""
         import torch
 
-        cfg, tok, model = self.config, self.tokenizer, self.model
+        cfg = self.config
         n, b, k = len(contexts), cfg.beams, cfg.k
         enc = self._encode(contexts)
-        mask = enc["attention_mask"]
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
         finished: list[dict[str, float]] = [{} for _ in range(n)]
         with torch.inference_mode():
-            res = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
-            cache = _cache_of(res)
-            logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # [n, V]
-            cache.batch_repeat_interleave(b)
-            mask = mask.repeat_interleave(b, dim=0)
-            last_pos = pos[:, -1].repeat_interleave(b)
+            cache, logp, mask, last_pos = self._prefill(enc)
             seqs: list[list[int]] = [[] for _ in range(n * b)]
             scores = torch.full((n, b), float("-inf"))
             scores[:, 0] = 0.0  # only beam 0 is live before the first token
-            logp = logp.repeat_interleave(b, dim=0)
             for step in range(cfg.max_action_tokens):
-                total = (scores.view(-1, 1) + logp).view(n, -1)  # [n, b*V]
-                top_s, top_i = total.topk(min(2 * b, total.shape[1]), dim=-1)
-                vocab = logp.shape[-1]
-                beam_idx = torch.zeros(n * b, dtype=torch.long)
-                next_tok = torch.zeros(n * b, dtype=torch.long)
-                new_scores = torch.full((n, b), float("-inf"))
-                new_seqs: list[list[int]] = [[] for _ in range(n * b)]
-                top_s_l, top_i_l = top_s.tolist(), top_i.tolist()
-                for s in range(n):
-                    j = 0
-                    kth = self._kth(finished[s], k)
-                    for sc, flat in zip(top_s_l[s], top_i_l[s]):
-                        if sc == float("-inf"):
-                            break
-                        src, t = divmod(flat, vocab)
-                        row = s * b + src
-                        if self._terminal[t]:
-                            text = tok.decode(seqs[row] + [t], skip_special_tokens=True).split("\n")[0]
-                            self._finish(finished[s], text, sc)
-                        elif j < b and sc > kth:
-                            beam_idx[s * b + j] = row
-                            next_tok[s * b + j] = t
-                            new_scores[s, j] = sc
-                            new_seqs[s * b + j] = seqs[row] + [t]
-                            j += 1
-                scores, seqs = new_scores, new_seqs
+                beam_idx, next_tok, scores, seqs = self._select(logp, scores, seqs, finished)
                 # raw log-prob sums only fall, so a state is done once no live beam can beat its k-th action
                 if step == cfg.max_action_tokens - 1 or all(
                         float(scores[s].max()) <= self._kth(finished[s], k) for s in range(n)):
                     break
-                cache.reorder_cache(beam_idx)
-                mask = torch.cat([mask.index_select(0, beam_idx), torch.ones(n * b, 1, dtype=mask.dtype)], dim=1)
-                last_pos = last_pos.index_select(0, beam_idx) + 1
-                res = model(input_ids=next_tok.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
-                            use_cache=True, **{_cache_kw(): cache})
-                cache = _cache_of(res)
-                logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)
-            # too few finished actions (an untrained model rarely ends a line): top up with the best live
-            # beams, cut at max_action_tokens, so a state never goes without candidates
-            for s in range(n):
-                if len(finished[s]) < k:
-                    for j in scores[s].argsort(descending=True).tolist():
-                        if scores[s, j] > float("-inf"):
-                            text = tok.decode(seqs[s * b + j], skip_special_tokens=True).split("\n")[0]
-                            self._finish(finished[s], text, float(scores[s, j]) - 1e3)
+                cache, logp, mask, last_pos = self._advance(cache, mask, last_pos, beam_idx, next_tok)
+            self._top_up(finished, scores, seqs)
         return [sorted(f.items(), key=lambda kv: -kv[1])[:k] for f in finished]
+
+    def _prefill(self, enc):
+        """One forward pass over the encoded contexts: ``(cache, next-token log-probs, attention mask, last
+        position)``, each repeated to the beams of its context."""
+        import torch
+
+        b = self.config.beams
+        mask = enc["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        res = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+        cache = _cache_of(res)
+        logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # [n, V]
+        cache.batch_repeat_interleave(b)
+        return cache, logp.repeat_interleave(b, dim=0), mask.repeat_interleave(b, dim=0), pos[:, -1].repeat_interleave(b)
+
+    def _select(self, logp, scores, seqs: list[list[int]], finished: list[dict[str, float]]):
+        """One step's choice, per state: of its beams' best continuations, those that end an action finish it
+        (into ``finished``), and up to ``beams`` others that can still beat its k-th action live on.
+
+        Returns ``(source row of each new beam, its next token, new scores [n, b], new token sequences)``.
+        """
+        import torch
+
+        n, b, k = len(finished), self.config.beams, self.config.k
+        total = (scores.view(-1, 1) + logp).view(n, -1)  # [n, b*V]
+        top_s, top_i = total.topk(min(2 * b, total.shape[1]), dim=-1)
+        vocab = logp.shape[-1]
+        beam_idx = torch.zeros(n * b, dtype=torch.long)
+        next_tok = torch.zeros(n * b, dtype=torch.long)
+        new_scores = torch.full((n, b), float("-inf"))
+        new_seqs: list[list[int]] = [[] for _ in range(n * b)]
+        top_s_l, top_i_l = top_s.tolist(), top_i.tolist()
+        for s in range(n):
+            j = 0
+            kth = self._kth(finished[s], k)
+            for sc, flat in zip(top_s_l[s], top_i_l[s]):
+                if sc == float("-inf"):
+                    break
+                src, t = divmod(flat, vocab)
+                row = s * b + src
+                if self._terminal[t]:
+                    text = self.tokenizer.decode(seqs[row] + [t], skip_special_tokens=True).split("\n")[0]
+                    self._finish(finished[s], text, sc)
+                elif j < b and sc > kth:
+                    beam_idx[s * b + j] = row
+                    next_tok[s * b + j] = t
+                    new_scores[s, j] = sc
+                    new_seqs[s * b + j] = seqs[row] + [t]
+                    j += 1
+        return beam_idx, next_tok, new_scores, new_seqs
+
+    def _advance(self, cache, mask, last_pos, beam_idx, next_tok):
+        """Feed each live beam its next token: the cache reordered to the beams' source rows, one forward step.
+        Returns ``(cache, next-token log-probs, attention mask, last position)``."""
+        import torch
+
+        cache.reorder_cache(beam_idx)
+        mask = torch.cat([mask.index_select(0, beam_idx), torch.ones(len(next_tok), 1, dtype=mask.dtype)], dim=1)
+        last_pos = last_pos.index_select(0, beam_idx) + 1
+        res = self.model(input_ids=next_tok.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
+                         use_cache=True, **{_cache_kw(): cache})
+        return _cache_of(res), torch.log_softmax(res.logits[:, -1].float(), dim=-1), mask, last_pos
+
+    def _top_up(self, finished: list[dict[str, float]], scores, seqs: list[list[int]]) -> None:
+        """Too few finished actions (an untrained model rarely ends a line): top up with the best live beams,
+        cut at ``max_action_tokens``, so a state never goes without candidates."""
+        b, k = self.config.beams, self.config.k
+        for s in range(len(finished)):
+            if len(finished[s]) < k:
+                for j in scores[s].argsort(descending=True).tolist():
+                    if scores[s, j] > float("-inf"):
+                        text = self.tokenizer.decode(seqs[s * b + j], skip_special_tokens=True).split("\n")[0]
+                        self._finish(finished[s], text, float(scores[s, j]) - 1e3)
 
     @staticmethod
     def _kth(found: dict[str, float], k: int) -> float:
