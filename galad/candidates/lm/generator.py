@@ -225,7 +225,8 @@ class LMGenerator:
         cache = _cache_of(res)
         logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # [n, V]
         cache.batch_repeat_interleave(b)
-        return cache, logp.repeat_interleave(b, dim=0), mask.repeat_interleave(b, dim=0), pos[:, -1].repeat_interleave(b)
+        return (cache, logp.repeat_interleave(b, dim=0), mask.repeat_interleave(b, dim=0),
+                pos[:, -1].repeat_interleave(b))
 
     def _select(self, logp, scores, seqs: list[list[int]], finished: list[dict[str, float]]):
         """One step's choice, per state: of its beams' best continuations, those that end an action finish it
