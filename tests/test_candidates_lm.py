@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from galad.candidates.base import CandidateSource, GameState
+from galad.candidates.base import GameState
 from galad.candidates.lm import (
     LMConfig,
     LMError,
@@ -19,6 +16,9 @@ from galad.candidates.lm import (
     normalise_action,
 )
 from galad.config import POLICY_HARM_THRESHOLD
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
 
 
 def tiny_lm(seed: int = 0):
@@ -64,10 +64,16 @@ def home(isolated_home, monkeypatch):
     return isolated_home
 
 
-def test_text_helpers():
+def test_normalise_action_lowercases_and_expands_directions():
     assert normalise_action(" N ") == "north" == normalise_action("go north")
     assert normalise_action("Take  Lamp.") == "take lamp"
+
+
+def test_is_meta_flags_interpreter_commands_and_empty_actions():
     assert is_meta("save") and is_meta("RESTORE game") and is_meta("") and not is_meta("take lamp")
+
+
+def test_format_context_is_a_transcript_ending_in_the_prompt():
     s = GameState("demo", "A kitchen.", "Kitchen. Exits east.", "a coin", "open jar", "A jar.")
     ctx = format_context(s)
     assert ctx.endswith("\n>") and "> open jar" in ctx and "a coin" in ctx
@@ -77,7 +83,6 @@ def test_generate_topk_distinct_masked_cached(home):
     tok, model = tiny_lm()
     gen = LMGenerator(config=LMConfig(k=10, beams=14, max_context_tokens=96, max_action_tokens=5),
                       tokenizer=tok, lm=model)
-    assert isinstance(gen, CandidateSource)
     s1 = GameState("demo", "You are in the kitchen.", "Kitchen.", "nothing", ram_hash="a")
     s2 = GameState("demo", "A long dark street in the storm, the wind howling.", ram_hash="b")
     out = gen.propose([s1, s2, s1])
@@ -106,11 +111,14 @@ def test_meta_commands_masked_even_when_likely(home):
     assert list(found) == ["take lamp", "n"]
 
 
-def test_shared_prefill_matches_plain_generate_format(home):
+def test_shared_prefill_matches_plain_generate(home):
     tok, model = tiny_lm()
     gen = LMGenerator(config=LMConfig(k=5, beams=6, max_action_tokens=4), tokenizer=tok, lm=model)
     plain = gen.generate_plain("You are in the kitchen.\n>")
     assert isinstance(plain, list) and all(isinstance(a, str) and a for a in plain)
+    # the shared-prefill decoder finds the same actions as model.generate's beam search, in the same order
+    shared = [a for a, _ in gen.generate(["You are in the kitchen.\n>"])[0]]
+    assert shared == plain
 
 
 def test_train_generate_distill_on_demo(home):

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from galad.candidates.base import CandidateSource
 from galad.candidates.valid.grammar import load_grammar
 from galad.candidates.valid import ValidActionSource, ValidConfig, game_state_from_env
 from galad.env.jiminy import JiminyEnv
@@ -27,8 +26,18 @@ def src():
     s.close()
 
 
-def test_is_candidate_source(src):
-    assert isinstance(src, CandidateSource)
+def test_propose_gives_one_list_of_actions_per_state(src):
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        start = game_state_from_env(e, obs)
+        obs1, *_ = e.step(e.walkthrough[0])
+        later = game_state_from_env(e, obs1, e.walkthrough[0])
+        out = src.propose([start, later, start])
+    finally:
+        e.close()
+    assert len(out) == 3 and out[0] == out[2] and out[0] != out[1]
+    assert all(acts and all(isinstance(a, str) and a for a in acts) for acts in out)
 
 
 def test_grammar_read_from_story_file():
