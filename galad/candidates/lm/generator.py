@@ -34,7 +34,9 @@ META_COMMANDS = frozenset({
     "credits", "info", "diagnose", "full", "fullscore", "$ve", "#random", "#record", "#unrecord", "nouns",
     "pronouns",
 })
-"""First words of commands that talk to the interpreter rather than act in the world (never proposed)."""
+"""First words of commands that talk to the interpreter rather than act in the world (never proposed). Not the
+grammar's :data:`~galad.candidates.valid.grammar.META_VERBS`, which also holds debugging verbs and matches
+truncated dictionary words, and has no ``load``."""
 
 @dataclass
 class LMConfig:
