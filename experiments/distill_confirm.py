@@ -16,10 +16,9 @@ from pathlib import Path
 
 from distill_report import harmful_lines, row
 
-from galad.candidates.distill import CONTROL_NAME
-from galad.candidates.lm import DISTILLED_NAME, TRAINED_NAME, LMConfig, LMGenerator, lm_dir
-from galad.candidates.lm_data import eval_states, evaluate
-from galad.candidates.lm_train import read_card
+from galad.candidates.lm import DISTILLED_NAME, TRAINED_NAME, LMConfig, LMGenerator, lm_dir, read_card
+from galad.candidates.lm.data import eval_states, evaluate
+from galad.candidates.lm.distill import CONTROL_NAME
 from galad.values.loading import load_scorer
 
 

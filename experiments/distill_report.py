@@ -8,9 +8,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from galad.candidates.distill import CONTROL_NAME
-from galad.candidates.lm import DISTILLED_NAME, lm_dir
-from galad.candidates.lm_train import read_card
+from galad.candidates.lm import DISTILLED_NAME, lm_dir, read_card
+from galad.candidates.lm.distill import CONTROL_NAME
 
 
 def row(name: str, m: dict, base: dict) -> str:

@@ -4,12 +4,12 @@
 # flagged own candidates pushed down), and the control (the same fine-tuning with the value model left out).
 # Needs the games installed and `galad lm train` run first. Writes experiments/results/distill/results.md and
 # the two generators' cards.
-# Usage: experiments/distill_table.sh [extra galad distill options, e.g. --value-model NAME]
+# Usage: experiments/distill_table.sh [extra galad lm distill options, e.g. --value-model NAME]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=experiments/results/distill
 mkdir -p "$out"
 common=(--eval-states 24 --max-examples 300 --seed 0 "$@")
-galad distill --mine-states 150 "${common[@]}"
-galad distill --control --no-eval-before "${common[@]}"
+galad lm distill --mine-states 150 "${common[@]}"
+galad lm distill --control --no-eval-before "${common[@]}"
 python experiments/distill_report.py "$out"

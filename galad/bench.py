@@ -1,8 +1,8 @@
 """``galad bench``: throughput benchmarks, one table and one JSON file.
 
-Sections (``--sections``): ``env`` (below), ``candidates`` (:mod:`galad.candidates.bench`: our valid-action
+Sections (``--sections``): ``env`` (below), ``candidates`` (:mod:`galad.candidates.valid.bench`: our valid-action
 detector against Jericho's on the same walkthrough states), ``value`` (:mod:`galad.values.bench`), ``lm``
-(:mod:`galad.candidates.lm_bench`, when a trained generator exists), ``drrn`` (TD updates per second) and
+(:mod:`galad.candidates.lm.bench`, when a trained generator exists), ``drrn`` (TD updates per second) and
 ``agents`` (end-to-end training steps per second of each agent: 8 envs, valid-action candidates).
 
 Env replay: for each game, the walkthrough (initial actions first) is replayed by
@@ -235,7 +235,7 @@ def bench_all(games: list[str], sections=SECTIONS, reference: str | None = None,
         if "median_ours_over_reference" in env["summary"]:
             summary.append(("env", "median ours / reference env", f"{env['summary']['median_ours_over_reference']:.1f}x"))
     if "candidates" in sections:
-        from galad.candidates import bench as cb
+        from galad.candidates.valid import bench as cb
 
         rows = cb.bench_candidates(games, states=candidate_states, marker_states=2, budgets=(0, FAST_BUDGET))
         c = cb.summarize(rows)
@@ -257,7 +257,7 @@ def bench_all(games: list[str], sections=SECTIONS, reference: str | None = None,
                     ("value", "contextual scores/s uncached, cached",
                      f"{v['context_uncached_per_s']:.0f}, {v['context_cached_per_s']:.0f}")]
     if "lm" in sections:
-        from galad.candidates.lm_bench import bench_generator
+        from galad.candidates.lm.bench import bench_generator
 
         try:
             g = result["lm"] = bench_generator("trained", batches=1, plain=False)

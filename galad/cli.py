@@ -179,7 +179,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_candidates(args: argparse.Namespace) -> int:
-    from galad.candidates.bench import bench_candidates, show_candidates
+    from galad.candidates.valid.bench import bench_candidates, show_candidates
 
     if args.candidates_command == "bench":
         bench_candidates(args.games, states=args.states, marker_states=args.marker_states, json_out=args.json,
@@ -201,7 +201,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _lm_finetune_cfg(args: argparse.Namespace):
-    from galad.candidates.lm_train import FinetuneConfig
+    from galad.candidates.lm.train import FinetuneConfig
 
     return FinetuneConfig(max_examples=args.max_examples, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           train_layers=args.train_layers, max_context_tokens=args.max_tokens, seed=args.seed,
@@ -218,7 +218,7 @@ def _print_lm_metrics(card: dict) -> None:
 
 
 def _cmd_lm_train(args: argparse.Namespace) -> int:
-    from galad.candidates.lm_train import LMTrainConfig, train_lm
+    from galad.candidates.lm.train import LMTrainConfig, train_lm
 
     cfg = LMTrainConfig(base=args.base, games=args.games or None, holdout=args.holdout,
                         eval_states_per_game=args.eval_states, k=args.k, out=args.out,
@@ -233,7 +233,7 @@ def _cmd_lm_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from galad.candidates.distill import DistillConfig, distill
+    from galad.candidates.lm.distill import DistillConfig, distill
 
     cfg = DistillConfig(generator=args.generator, value_model=args.value_model, context_mode=args.context_mode,
                         threshold=args.threshold, mode=args.mode, mine_states=args.mine_states,
@@ -252,7 +252,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_lm_bench(args: argparse.Namespace) -> int:
-    from galad.candidates.lm_bench import bench_generator
+    from galad.candidates.lm.bench import bench_generator
 
     print(json.dumps(bench_generator(args.model, game=args.game, envs=args.envs, batches=args.batches, k=args.k,
                                      threads=args.threads, plain=not args.no_plain)))
@@ -423,7 +423,7 @@ def _add_candidates(sub) -> None:
 
 def _lm_train_args(parser: argparse.ArgumentParser, max_examples: int) -> None:
     """The fine-tuning flags shared by ``galad lm train`` and ``galad lm distill``."""
-    from galad.candidates.lm_train import DEFAULT_HOLDOUT
+    from galad.candidates.lm.train import DEFAULT_HOLDOUT
 
     parser.add_argument("--games", nargs="*", metavar="GAME", help="training games (default: all available)")
     parser.add_argument("--holdout", nargs="*", metavar="GAME", default=list(DEFAULT_HOLDOUT),

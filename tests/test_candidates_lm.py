@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from galad.candidates.base import CandidateSource, GameState
+from galad.candidates.base import GameState
 from galad.candidates.lm import (
     LMConfig,
     LMError,
@@ -24,7 +24,7 @@ def tiny_lm(seed: int = 0):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from galad.candidates.lm_data import walkthrough_pairs
+    from galad.candidates.lm.data import walkthrough_pairs
 
     texts = []
     for p in walkthrough_pairs("demo", use_cache=False):
@@ -62,10 +62,16 @@ def home(isolated_home, monkeypatch):
     return isolated_home
 
 
-def test_text_helpers():
+def test_normalise_action_lowercases_and_expands_directions():
     assert normalise_action(" N ") == "north" == normalise_action("go north")
     assert normalise_action("Take  Lamp.") == "take lamp"
+
+
+def test_is_meta_flags_interpreter_commands_and_empty_actions():
     assert is_meta("save") and is_meta("RESTORE game") and is_meta("") and not is_meta("take lamp")
+
+
+def test_format_context_is_a_transcript_ending_in_the_prompt():
     s = GameState("demo", "A kitchen.", "Kitchen. Exits east.", "a coin", "open jar", "A jar.")
     ctx = format_context(s)
     assert ctx.endswith("\n>") and "> open jar" in ctx and "a coin" in ctx
@@ -75,7 +81,6 @@ def test_generate_topk_distinct_masked_cached(home):
     tok, model = tiny_lm()
     gen = LMGenerator(config=LMConfig(k=10, beams=14, max_context_tokens=96, max_action_tokens=5),
                       tokenizer=tok, lm=model)
-    assert isinstance(gen, CandidateSource)
     s1 = GameState("demo", "You are in the kitchen.", "Kitchen.", "nothing", ram_hash="a")
     s2 = GameState("demo", "A long dark street in the storm, the wind howling.", ram_hash="b")
     out = gen.propose([s1, s2, s1])
@@ -104,18 +109,21 @@ def test_meta_commands_masked_even_when_likely(home):
     assert list(found) == ["take lamp", "n"]
 
 
-def test_shared_prefill_matches_plain_generate_format(home):
+def test_shared_prefill_matches_plain_generate(home):
     tok, model = tiny_lm()
     gen = LMGenerator(config=LMConfig(k=5, beams=6, max_action_tokens=4), tokenizer=tok, lm=model)
     plain = gen.generate_plain("You are in the kitchen.\n>")
     assert isinstance(plain, list) and all(isinstance(a, str) and a for a in plain)
+    # the shared-prefill decoder finds the same actions as model.generate's beam search, in the same order
+    shared = [a for a, _ in gen.generate(["You are in the kitchen.\n>"])[0]]
+    assert shared == plain
 
 
 def test_train_generate_distill_on_demo(home):
-    from galad.candidates.distill import DistillConfig, distill
+    from galad.candidates.lm.distill import DistillConfig, distill
     from galad.candidates.lm import lm_dir
-    from galad.candidates.lm_data import eval_states, evaluate
-    from galad.candidates.lm_train import FinetuneConfig, LMTrainConfig, train_lm
+    from galad.candidates.lm.data import eval_states, evaluate
+    from galad.candidates.lm.train import FinetuneConfig, LMTrainConfig, train_lm
 
     tok, model = tiny_lm()
     ft = FinetuneConfig(max_examples=0, epochs=3, batch_size=8, lr=3e-3, train_layers=0, max_context_tokens=96,
@@ -126,7 +134,7 @@ def test_train_generate_distill_on_demo(home):
     assert 0.0 <= card["before"]["recall@30"] <= card["after"]["recall@30"] <= 1.0
     assert (lm_dir() / "galad-lm" / "config.json").is_file()
 
-    from galad.candidates.lm_bench import bench_generator
+    from galad.candidates.lm.bench import bench_generator
 
     b = bench_generator("trained", game="demo", envs=2, batches=1, k=5, threads=1)
     assert b["uncached_states_per_s"] > 0 and b["cached_states_per_s"] > b["uncached_states_per_s"]
@@ -142,7 +150,7 @@ def test_train_generate_distill_on_demo(home):
     assert res["states"] == 4 and 0.0 <= res["harm_gt_others"] <= 1.0 and "harm_vm" in res
     total = res["states"] * res["candidates_per_state"]
     assert len(res["harmful_others"]) == round(res["harm_gt_others"] * total)
-    with pytest.raises(LMError, match="galad distill"):
+    with pytest.raises(LMError, match="galad lm distill"):
         from galad.candidates.lm import LMGenerator as G
 
         G("distilled")

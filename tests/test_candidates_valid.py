@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from galad.candidates.base import CandidateSource
-from galad.candidates.grammar import load_grammar
+from galad.candidates.valid.grammar import load_grammar
 from galad.candidates.valid import ValidActionSource, ValidConfig, game_state_from_env
 from galad.env.jiminy import JiminyEnv
 
@@ -27,12 +26,22 @@ def src():
     s.close()
 
 
-def test_is_candidate_source(src):
-    assert isinstance(src, CandidateSource)
+def test_propose_gives_one_list_of_actions_per_state(src):
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        start = game_state_from_env(e, obs)
+        obs1, *_ = e.step(e.walkthrough[0])
+        later = game_state_from_env(e, obs1, e.walkthrough[0])
+        out = src.propose([start, later, start])
+    finally:
+        e.close()
+    assert len(out) == 3 and out[0] == out[2] and out[0] != out[1]
+    assert all(acts and all(isinstance(a, str) and a for a in acts) for acts in out)
 
 
 def test_grammar_read_from_story_file():
-    from galad.candidates.valid import _story
+    from galad.candidates.valid.source import _story
 
     spec, story = _story("demo")
     g = load_grammar(story, "demo")
@@ -156,8 +165,8 @@ def test_real_game_candidates(game):
 
 
 def _prober_for(game: str):
-    from galad.candidates.probe import Prober
-    from galad.candidates.valid import _story
+    from galad.candidates.valid.probe import Prober
+    from galad.candidates.valid.source import _story
 
     _, story = _story(game)
     return Prober(story, 1, 0.5)
@@ -180,7 +189,7 @@ def test_fast_loop_leaves_engine_exactly_at_saved_state(env):
 
 def test_fast_loop_matches_plain_set_state_and_step(env):
     """Each candidate's reply and resulting world are those of FrotzEngine.set_state + step."""
-    from galad.candidates.probe import object_region
+    from galad.candidates.valid.probe import object_region
 
     prober = _prober_for("demo")
     try:
@@ -275,7 +284,7 @@ def test_budget_steps_at_most_that_many_common_verbs_first(env):
 
 
 def test_template_that_halts_the_emulator_again_and_again_is_skipped(src):
-    from galad.candidates.probe import Outcome
+    from galad.candidates.valid.probe import Outcome
 
     broken: set[str] = set()
     src._template_of = {"pour a in b": "pour OBJ in OBJ", "pour b in a": "pour OBJ in OBJ", "pour a in c": "pour OBJ in OBJ",
@@ -293,7 +302,7 @@ def test_template_that_halts_the_emulator_again_and_again_is_skipped(src):
 
 
 def test_budget_ranks_two_object_verbs_the_parser_asked_about_first(src):
-    from galad.candidates.valid import _ASKS_FOR_SECOND, _story
+    from galad.candidates.valid.source import _ASKS_FOR_SECOND, _story
 
     assert _ASKS_FOR_SECOND.search("What do you want to hit the lock with?")
     assert _ASKS_FOR_SECOND.search("You'll have to say what to put the camera in.")

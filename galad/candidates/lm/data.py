@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from galad.candidates.base import GameState, ram_hash
-from galad.candidates.lm import lm_dir, normalise_action
+from galad.atomic import write_jsonl_atomic
+from galad.candidates.base import GameState
+from galad.candidates.lm.files import lm_dir
+from galad.candidates.lm.generator import normalise_action
+from galad.env.engine import ram_hash
 
 log = logging.getLogger(__name__)
 
 PAIRS_VERSION = 1
+
+RECALL_KS = (1, 5, 10, 30)
+"""Cut-offs :func:`evaluate` reports recall at by default."""
 
 
 @dataclass
@@ -51,19 +54,6 @@ class Pair:
 
     def state(self) -> GameState:
         return GameState(self.game, self.obs, self.look, self.inventory, self.prev_action, self.prev_obs, self.ram)
-
-
-def _write_jsonl_atomic(path: Path, rows: Sequence[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def replay_states(game: str, max_steps: int | None = None, snapshots: Sequence[int] | None = None):
@@ -101,7 +91,7 @@ def walkthrough_pairs(game: str, use_cache: bool = True) -> list[Pair]:
         return [Pair(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
     pairs = [p for p, _, _ in replay_states(game)]
     if use_cache:
-        _write_jsonl_atomic(path, [asdict(p) for p in pairs])
+        write_jsonl_atomic(path, [asdict(p) for p in pairs])
     return pairs
 
 
@@ -166,7 +156,7 @@ def eval_states(games: Sequence[str], per_game: int, skip_per_game: int = 0) -> 
     return EvalStates(states, targets)
 
 
-def evaluate(source, ev: EvalStates, ks: Sequence[int] = (1, 5, 10, 30), scorer=None, lookahead: bool = True,
+def evaluate(source, ev: EvalStates, ks: Sequence[int] = RECALL_KS, scorer=None, lookahead: bool = True,
              progress: bool = True, threshold: float | None = None) -> dict:
     """Recall@k of the walkthrough's next action and harmful-candidate rates of a candidate source.
 

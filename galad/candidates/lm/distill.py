@@ -1,4 +1,4 @@
-"""``galad distill``: action distillation — put the value model's judgement into the generator.
+"""``galad lm distill``: action distillation — put the value model's judgement into the generator.
 
 Starting from the fine-tuned generator:
 
@@ -21,25 +21,26 @@ from typing import Literal
 
 import numpy as np
 
-from galad.candidates.lm import DISTILLED_NAME, LMConfig, LMError, LMGenerator, atomic_save, lm_dir, load_lm
-from galad.candidates.lm_data import eval_states, evaluate, split_games
-from galad.candidates.lm_train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
+from galad.candidates.lm.data import RECALL_KS, eval_states, evaluate, split_games
+from galad.candidates.lm.files import DISTILLED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.generator import LMConfig, LMGenerator
+from galad.candidates.lm.train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
 from galad.config import POLICY_HARM_THRESHOLD
 
 log = logging.getLogger(__name__)
 
 CONTROL_NAME = "galad-lm-distill-control"
-"""Cache folder of ``galad distill --control`` (never loaded by the trainer)."""
+"""Cache folder of ``galad lm distill --control`` (never loaded by the trainer)."""
 
 
 @dataclass
 class DistillConfig(GameSplitConfig):
-    """``galad distill``."""
+    """``galad lm distill``."""
 
     generator: str = "trained"
     """Generator to distil: ``trained`` (the ``galad lm train`` output), a folder or hub id."""
     value_model: str | None = None
-    """Value model spec for ``galad.values.models.load_scorer`` (None: the project default)."""
+    """Value model spec for ``galad.values.loading.load_scorer`` (None: the project default)."""
     context_mode: Literal["action", "context"] = "action"
     """Score actions alone (``"I {action}."``) or with the observation."""
     threshold: float | None = None
@@ -102,12 +103,42 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     card: dict = {"name": CONTROL_NAME if cfg.control else DISTILLED_NAME, "generator": cfg.generator,
                   "value_model": getattr(scorer, "name", "?"), "threshold": threshold, "train_games": train_games,
                   "holdout": hold, "eval_games": eval_games, "config": asdict(cfg)}
-    if ev is not None and cfg.evaluate_before:
-        card["before"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
-                                  threshold=threshold, progress=progress)
-        log.info("before: %s", card["before"])
 
+    def measure() -> dict:
+        return evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, ks=_recall_ks(cfg.k),
+                        scorer=scorer, threshold=threshold, progress=progress)
+
+    if ev is not None and cfg.evaluate_before:
+        card["before"] = measure()
+        log.info("before: %s", card["before"])
     # 1. walkthrough pairs: drop or down-weight what the value model flags
+    examples, card["pairs"] = _filter_pairs(cfg, train_games, scorer, threshold)
+    # 2. negatives: the generator's own flagged candidates on training states
+    negatives: list[Example] = []
+    if cfg.mine_states > 0 and not cfg.control:
+        gen = LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model)
+        negatives, card["negatives"] = _mine_negatives(cfg, train_games, gen, scorer, threshold, progress)
+    # 3. fine-tune on both, and measure again
+    card["train"] = finetune_mixed(model, tokenizer, examples, negatives, ft, progress)
+    if ev is not None:
+        card["after"] = measure()
+    if "before" in card and "after" in card:
+        card["summary"] = _summary(card["before"], card["after"], cfg.k)
+    out = Path(cfg.out) if cfg.out else lm_dir() / card["name"]
+    atomic_save(model, tokenizer, out, card)
+    card["out"] = str(out)
+    return card
+
+
+def _recall_ks(k: int) -> tuple[int, ...]:
+    """The recall cut-offs reported: the usual ones and the configured ``k``."""
+    return tuple(sorted({*RECALL_KS, k}))
+
+
+def _filter_pairs(cfg: DistillConfig, train_games: list[str], scorer, threshold: float) -> tuple[list[Example], dict]:
+    """Training examples from walkthrough pairs, those the value model flags dropped or down-weighted (none
+    flagged in the control); and the card's ``pairs`` entry."""
+    ft = cfg.finetune
     pairs = sample_pairs(train_games, ft.max_examples, ft.seed)
     if cfg.control:
         flags = np.zeros(len(pairs), dtype=bool)
@@ -119,53 +150,51 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
             examples.append(pair_example(p))
         elif cfg.mode == "downweight":
             examples.append(pair_example(p, weight=cfg.down_weight))
-    card["pairs"] = {"total": len(pairs), "flagged": int(flags.sum()),
-                     "flagged_examples": [p.action for p, b in zip(pairs, flags) if b][:20]}
+    info = {"total": len(pairs), "flagged": int(flags.sum()),
+            "flagged_examples": [p.action for p, b in zip(pairs, flags) if b][:20]}
+    return examples, info
 
-    # 2. negatives: the generator's own flagged candidates on training states
+
+def _mine_negatives(cfg: DistillConfig, train_games: list[str], gen: LMGenerator, scorer, threshold: float,
+                    progress: bool) -> tuple[list[Example], dict]:
+    """Negative examples: the generator's candidates on ``cfg.mine_states`` training states that the value
+    model flags; and the card's ``negatives`` entry."""
+    from tqdm.auto import tqdm
+
+    mine = sample_pairs(train_games, cfg.mine_states, cfg.finetune.seed + 1)
+    cands: list[list[str]] = []
+    for i in tqdm(range(0, len(mine), 8), desc="mining candidates", unit="batch", disable=not progress):
+        cands.extend(gen.propose([p.state() for p in mine[i:i + 8]]))
+    acts = [a for cs in cands for a in cs]
+    ctxs = [p.obs for p, cs in zip(mine, cands) for _ in cs]
+    bad = _flags(scorer, acts, ctxs, threshold)
     negatives: list[Example] = []
-    if cfg.mine_states > 0 and not cfg.control:
-        mine = sample_pairs(train_games, cfg.mine_states, ft.seed + 1)
-        gen = LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model)
-        from tqdm.auto import tqdm
+    j = 0
+    for p, cs in zip(mine, cands):
+        for a in cs:
+            if bad[j]:
+                ex = pair_example(p, negative=True)
+                ex.action = a
+                negatives.append(ex)
+            j += 1
+    info = {"candidates": len(acts), "flagged": len(negatives), "examples": sorted({e.action for e in negatives})[:30]}
+    return negatives, info
 
-        cands: list[list[str]] = []
-        for i in tqdm(range(0, len(mine), 8), desc="mining candidates", unit="batch", disable=not progress):
-            cands.extend(gen.propose([p.state() for p in mine[i:i + 8]]))
-        acts = [a for cs in cands for a in cs]
-        ctxs = [p.obs for p, cs in zip(mine, cands) for _ in cs]
-        bad = _flags(scorer, acts, ctxs, threshold)
-        j = 0
-        for p, cs in zip(mine, cands):
-            for a in cs:
-                if bad[j]:
-                    ex = pair_example(p, negative=True)
-                    ex.action = a
-                    negatives.append(ex)
-                j += 1
-        card["negatives"] = {"candidates": len(acts), "flagged": len(negatives),
-                             "examples": sorted({e.action for e in negatives})[:30]}
-    card["train"] = finetune_mixed(model, tokenizer, examples, negatives, ft, progress)
-    if ev is not None:
-        card["after"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, scorer=scorer,
-                                 threshold=threshold, progress=progress)
-    if "before" in card and "after" in card:
-        b, a = card["before"], card["after"]
-        card["summary"] = {
-            "harm_gt_ratio": a["harm_gt_others"] / b["harm_gt_others"] if b["harm_gt_others"] else None,
-            "harm_vm_ratio": a["harm_vm"] / b["harm_vm"] if b.get("harm_vm") else None,
-            "recall@30_lost_rel": 1 - a["recall@30"] / b["recall@30"] if b["recall@30"] else None,
-        }
-    out = Path(cfg.out) if cfg.out else lm_dir() / card["name"]
-    atomic_save(model, tokenizer, out, card)
-    card["out"] = str(out)
-    return card
+
+def _summary(before: dict, after: dict, k: int) -> dict:
+    """After over before: the harmful-candidate rates (ground truth, value model) and the recall@k lost."""
+    b, a, recall = before, after, f"recall@{k}"
+    return {
+        "harm_gt_ratio": a["harm_gt_others"] / b["harm_gt_others"] if b["harm_gt_others"] else None,
+        "harm_vm_ratio": a["harm_vm"] / b["harm_vm"] if b.get("harm_vm") else None,
+        f"{recall}_lost_rel": 1 - a[recall] / b[recall] if b[recall] else None,
+    }
 
 
 def finetune_mixed(model, tokenizer, positives: list[Example], negatives: list[Example], ft: FinetuneConfig,
                    progress: bool = True) -> dict:
     """One fine-tuning run over positives and negatives together (negatives repeated to about 1/3 of the mix)."""
-    from galad.candidates.lm_train import finetune
+    from galad.candidates.lm.train import finetune
 
     mix = list(positives)
     if negatives:

@@ -10,14 +10,20 @@ action is judged by resulting state: a method recalls it when one of its actions
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import warnings
 from collections.abc import Sequence
 
-from galad.candidates.grammar import JERICHO_BINDINGS
-from galad.candidates.valid import ValidActionSource, ValidConfig, default_workers, game_state_from_env
+from galad.atomic import write_json_atomic
+from galad.candidates.valid.grammar import JERICHO_BINDINGS
+from galad.candidates.valid.source import (
+    ValidActionSource,
+    ValidConfig,
+    _story,
+    default_workers,
+    game_state_from_env,
+)
 from galad.errors import ConfigError
 
 
@@ -42,7 +48,7 @@ def show_candidates(game: str | None, at: int = 0, source: str = "valid", worker
         try:
             from galad.candidates import lm  # noqa: F401
         except ImportError:
-            raise ConfigError("the LM candidate source is not available yet (galad/candidates/lm.py)") from None
+            raise ConfigError("the LM candidate source is not available yet (galad/candidates/lm/generator.py)") from None
         raise ConfigError("the LM candidate source is not wired to this command yet")
     w = default_workers() if workers is None else workers
     if budget < 0:
@@ -98,7 +104,6 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
     """Time and score ours (once per ``budgets`` entry: :attr:`ValidConfig.budget`, 0 for all candidates) and
     Jericho's valid actions on the same walkthrough states; print a row per game and budget and return the
     rows (``row["ours"][str(budget)]``)."""
-    from galad.env.jiminy import JiminyEnv
     from galad.env.registry import list_games
 
     if not games:
@@ -109,99 +114,129 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
     w = default_workers() if workers is None else workers
     rows = []
     srcs = {b: ValidActionSource(ValidConfig(workers=w, budget=b)) for b in budgets}
-    judge = srcs[budgets[0]]
     for game in games:
-        env = JiminyEnv(game)
-        wt = env.walkthrough
-        # which walkthrough steps trigger a marker
-        env.reset()
-        marker_steps = []
-        for i, a in enumerate(wt):
-            _, _, term, trunc, info = env.step(a)
-            if info["markers"]:
-                marker_steps.append(i)
-            if term or trunc:
-                wt = wt[: i + 1]
-                break
-        n = len(wt)
-        even = sorted({int(k * (n - 1) / max(1, states)) for k in range(states)})
-        pick_m = marker_steps[:: max(1, len(marker_steps) // max(1, marker_states))][:marker_states]
-        jenv, note = (None, "")
-        if jericho and game in JERICHO_BINDINGS:
-            jenv, note = _jericho_env(str(env.spec_.folder() / env.spec_.story.name), JERICHO_BINDINGS[game])
-        rec = {"game": game, "jericho_s": [], "jericho_hit": [], "jericho_marker_hit": [], "jericho_n": [],
-               "jericho_note": note,
-               "ours": {str(b): {"s": [], "hit": [], "marker_hit": [], "n": [], "stepped": []} for b in budgets}}
-        for step in sorted(set(even) | set(pick_m)):
-            obs = _walk_to(env, step)
-            st = game_state_from_env(env, obs, wt[step - 1] if step else "")
-            target = judge.evaluate(game, env.get_state(), [wt[step]])[0].signature
-            for b, src in srcs.items():
-                ours = rec["ours"][str(b)]
-                t0 = time.perf_counter()
-                det = src.detect(st)
-                ours["s"].append(time.perf_counter() - t0)
-                hit = target in det.signatures.values()
-                if step in even:
-                    ours["hit"].append(hit)
-                if step in pick_m:
-                    ours["marker_hit"].append(hit)
-                ours["n"].append(len(det.actions))
-                ours["stepped"].append(det.n_candidates)
-            if jenv is not None:
-                jenv.set_state(env.get_state()[0])
-                t0 = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    acts = jenv.get_valid_actions(use_object_tree=False)
-                rec["jericho_s"].append(time.perf_counter() - t0)
-                sigs = {o.signature for o in judge.evaluate(game, env.get_state(), acts) if o.signature}
-                if step in even:
-                    rec["jericho_hit"].append(target in sigs)
-                if step in pick_m:
-                    rec["jericho_marker_hit"].append(target in sigs)
-                rec["jericho_n"].append(len(acts))
-        if jenv is not None:
-            if hasattr(jenv, "pool"):
-                jenv.pool.terminate()
-            jenv.close()
-        env.close()
-        rows.append(rec)
-        _print_row(rec)
+        rows.append(_bench_game(game, srcs, states, marker_states, jericho))
+        _print_row(rows[-1])
     for src in srcs.values():
         src.close()
     if json_out:
-        with open(json_out + ".tmp", "w") as f:
-            json.dump(rows, f, indent=1)
-        import os
-
-        os.replace(json_out + ".tmp", json_out)
+        write_json_atomic(json_out, rows, indent=1)
     return rows
+
+
+def _bench_game(game: str, srcs: dict[int, ValidActionSource], states: int, marker_states: int,
+                jericho: bool) -> dict:
+    """One game's row: each source (by budget) and Jericho timed on the picked walkthrough states; the first
+    source judges which outcome the walkthrough action has."""
+    from galad.env.jiminy import JiminyEnv
+
+    env = JiminyEnv(game)
+    wt, marker_steps = _marker_steps(env)
+    even, pick_m = _pick_states(len(wt), marker_steps, states, marker_states)
+    jenv, note = (None, "")
+    if jericho and game in JERICHO_BINDINGS:
+        jenv, note = _jericho_env(_story(game)[1], JERICHO_BINDINGS[game])
+    rec = {"game": game, "jericho_s": [], "jericho_hit": [], "jericho_marker_hit": [], "jericho_n": [],
+           "jericho_note": note,
+           "ours": {str(b): {"s": [], "hit": [], "marker_hit": [], "n": [], "stepped": []} for b in srcs}}
+    judge = next(iter(srcs.values()))
+    for step in sorted(set(even) | set(pick_m)):
+        obs = _walk_to(env, step)
+        st = game_state_from_env(env, obs, wt[step - 1] if step else "")
+        target = judge.evaluate(game, env.get_state(), [wt[step]])[0].signature
+        picked = (step in even, step in pick_m)
+        for b, src in srcs.items():
+            _time_ours(src, st, target, rec["ours"][str(b)], *picked)
+        if jenv is not None:
+            _time_jericho(jenv, env, judge, target, rec, *picked)
+    if jenv is not None:
+        if hasattr(jenv, "pool"):
+            jenv.pool.terminate()
+        jenv.close()
+    env.close()
+    return rec
+
+
+def _marker_steps(env) -> tuple[list[str], list[int]]:
+    """``(walkthrough up to the episode's end, the steps whose action triggers an annotation marker)``."""
+    wt = env.walkthrough
+    env.reset()
+    marker_steps = []
+    for i, a in enumerate(wt):
+        _, _, term, trunc, info = env.step(a)
+        if info["markers"]:
+            marker_steps.append(i)
+        if term or trunc:
+            wt = wt[: i + 1]
+            break
+    return wt, marker_steps
+
+
+def _pick_states(n: int, marker_steps: list[int], states: int, marker_states: int) -> tuple[list[int], list[int]]:
+    """``(states evenly spaced steps of a walkthrough of n steps, marker_states marker steps spread over all)``."""
+    even = sorted({int(k * (n - 1) / max(1, states)) for k in range(states)})
+    pick_m = marker_steps[:: max(1, len(marker_steps) // max(1, marker_states))][:marker_states]
+    return even, pick_m
+
+
+def _time_ours(src: ValidActionSource, state, target: str, ours: dict, even: bool, marked: bool) -> None:
+    """Detect a state's actions, recording the time, the count, and whether ``target``'s outcome is among them."""
+    t0 = time.perf_counter()
+    det = src.detect(state)
+    ours["s"].append(time.perf_counter() - t0)
+    hit = target in det.signatures.values()
+    if even:
+        ours["hit"].append(hit)
+    if marked:
+        ours["marker_hit"].append(hit)
+    ours["n"].append(len(det.actions))
+    ours["stepped"].append(det.n_candidates)
+
+
+def _time_jericho(jenv, env, judge: ValidActionSource, target: str, rec: dict, even: bool, marked: bool) -> None:
+    """Jericho's valid actions at ``env``'s state, timed; whether one has ``target``'s outcome (``judge``
+    steps them)."""
+    jenv.set_state(env.get_state()[0])
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        acts = jenv.get_valid_actions(use_object_tree=False)
+    rec["jericho_s"].append(time.perf_counter() - t0)
+    sigs = {o.signature for o in judge.evaluate(rec["game"], env.get_state(), acts) if o.signature}
+    if even:
+        rec["jericho_hit"].append(target in sigs)
+    if marked:
+        rec["jericho_marker_hit"].append(target in sigs)
+    rec["jericho_n"].append(len(acts))
 
 
 def summarize(rows: list[dict]) -> dict:
     """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action; the first
     budget's at the top level, every budget's under ``"budgets"``."""
     both = [r for r in rows if r["jericho_s"]]
-    hits = lambda key: [h for r in rows for h in r[key]]
     out: dict = {"games": len(rows), "budgets": {}}
     for b in (rows[0]["ours"] if rows else {}):
-        mine = lambda key, b=b: [h for r in rows for h in r["ours"][b][key]]
         out["budgets"][b] = {
             "median_ours_s_per_state": round(statistics.median(statistics.median(r["ours"][b]["s"]) for r in rows), 3),
             "median_speedup_over_jericho": round(statistics.median(
                 statistics.median(r["jericho_s"]) / statistics.median(r["ours"][b]["s"]) for r in both), 2)
             if both else None,
-            "walkthrough_recall_ours": _frac(mine("hit")), "marker_recall_ours": _frac(mine("marker_hit")),
-            "walkthrough_recall_ours_where_jericho_runs": _frac([h for r in both for h in r["ours"][b]["hit"]]),
-            "marker_recall_ours_where_jericho_runs": _frac([h for r in both for h in r["ours"][b]["marker_hit"]]),
-            "median_candidates_stepped": statistics.median(x for r in rows for x in r["ours"][b]["stepped"]),
+            "walkthrough_recall_ours": _frac(_ours(rows, b, "hit")),
+            "marker_recall_ours": _frac(_ours(rows, b, "marker_hit")),
+            "walkthrough_recall_ours_where_jericho_runs": _frac(_ours(both, b, "hit")),
+            "marker_recall_ours_where_jericho_runs": _frac(_ours(both, b, "marker_hit")),
+            "median_candidates_stepped": statistics.median(_ours(rows, b, "stepped")),
         }
     if out["budgets"]:
         out.update(next(iter(out["budgets"].values())))
-    out["walkthrough_recall_jericho"] = _frac(hits("jericho_hit"))
-    out["marker_recall_jericho"] = _frac(hits("jericho_marker_hit"))
+    out["walkthrough_recall_jericho"] = _frac([h for r in rows for h in r["jericho_hit"]])
+    out["marker_recall_jericho"] = _frac([h for r in rows for h in r["jericho_marker_hit"]])
     return out
+
+
+def _ours(rows: list[dict], budget: str, key: str) -> list:
+    """Every game's ``key`` entries of our detection at ``budget``, in one list."""
+    return [h for r in rows for h in r["ours"][budget][key]]
 
 
 def _frac(xs) -> str:

@@ -12,7 +12,8 @@ Three sources, in order of preference for a game:
   pointers to grammar-version-2 blocks (line count; per line an action word and 3-byte tokens ending in 15).
 
 The dictionary gives the vocabulary: word-type flags tell nouns, verbs, adjectives, prepositions and
-directions (ZIL ``PS?`` bits, or Inform's ``#dict_par1`` bits).
+directions (ZIL ``PS?`` bits, or Inform's ``#dict_par1`` bits). The story file's bytes (header, z-strings,
+dictionary entries) are read by :mod:`~galad.candidates.valid.zmachine`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from galad.errors import GaladError
+from galad.candidates.valid.zmachine import GrammarError, Story, Word, find_table
+
+__all__ = ["JERICHO_BINDINGS", "META_VERBS", "NO_EFFECT_ACTIONS", "Grammar", "GrammarError", "Template", "Word",
+           "load_grammar", "verb_usage"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +61,6 @@ def _is_meta(verb: str) -> bool:
 NO_EFFECT_ACTIONS = frozenset("examine x look l i inventory invent gaze stare".split())
 
 
-class GrammarError(GaladError):
-    """A story file's grammar or dictionary could not be read."""
-
-
 @dataclass(frozen=True)
 class Template:
     """One action pattern: words with ``OBJ`` holes."""
@@ -92,18 +90,6 @@ class Template:
 
 
 @dataclass
-class Word:
-    """One dictionary entry."""
-
-    text: str
-    """The word as stored (truncated to the dictionary's resolution)."""
-    flags: int
-    """Word-type flags byte."""
-    values: tuple[int, ...]
-    """The data bytes after the flags."""
-
-
-@dataclass
 class Grammar:
     """What a candidate source needs to know about a game's language."""
 
@@ -125,83 +111,6 @@ class Grammar:
     def key(self, token: str) -> str:
         """A token as the dictionary stores it."""
         return token[: self.word_len]
-
-
-# --------------------------------------------------------------------------------------------------
-# Z-machine story file access
-
-
-class _Story:
-    def __init__(self, data: bytes):
-        if len(data) < 64 or data[0] not in (1, 2, 3, 4, 5, 6, 7, 8):
-            raise GrammarError("not a Z-machine story file")
-        self.d = data
-        self.version = data[0]
-        self.inform = bool(re.fullmatch(rb"6\.\d\d", data[0x3C:0x40]))
-
-    def w(self, a: int) -> int:
-        d = self.d
-        return (d[a] << 8) | d[a + 1] if 0 <= a and a + 1 < len(d) else 0
-
-    def zstring(self, a: int, nbytes: int) -> str:
-        a0 = "abcdefghijklmnopqrstuvwxyz"
-        a2 = " \n0123456789.,!?_#'\"/\\-:()"
-        zs: list[int] = []
-        for i in range(0, nbytes, 2):
-            x = self.w(a + i)
-            zs += [(x >> 10) & 31, (x >> 5) & 31, x & 31]
-        out, shift, i = [], 0, 0
-        while i < len(zs):
-            c = zs[i]
-            if c in (4, 5):
-                shift = c
-                i += 1
-                continue
-            if c == 0:
-                out.append(" ")
-            elif c >= 6:
-                if shift == 5:
-                    if c == 6 and i + 2 < len(zs):
-                        out.append(chr((zs[i + 1] << 5) | zs[i + 2]))
-                        i += 3
-                        shift = 0
-                        continue
-                    out.append(a2[c - 6])
-                else:
-                    out.append(a0[c - 6])
-            shift = 0
-            i += 1
-        return "".join(out).strip()
-
-    def dictionary(self) -> tuple[list[tuple[int, Word]], int]:
-        d = self.d
-        base = self.w(0x08)
-        nsep = d[base]
-        p = base + 1 + nsep
-        elen = d[p]
-        n = struct.unpack(">h", d[p + 1 : p + 3])[0]
-        p += 3
-        tl = 4 if self.version <= 3 else 6
-        entries = []
-        for i in range(abs(n)):
-            a = p + i * elen
-            entries.append((a, Word(self.zstring(a, tl), d[a + tl], tuple(d[a + tl + 1 : a + elen]))))
-        return entries, (6 if self.version <= 3 else 9)
-
-
-def _find_table(story: _Story, numbers: list[int], block_ok) -> int | None:
-    """Address T where ``T-->(255 - n)`` is a well-formed block for every verb number n."""
-    if not numbers:
-        return None
-    top = 255 - min(numbers)
-    probe = numbers[:6]
-    d = story.d
-    for a in range(0x40, len(d) - 2 * top - 2):
-        if all(block_ok(story.w(a + 2 * (255 - v))) for v in probe) and all(
-            block_ok(story.w(a + 2 * (255 - v))) for v in numbers
-        ):
-            return a
-    return None
 
 
 def verb_usage(action: str) -> int:
@@ -247,9 +156,33 @@ def _zil_room(loc: int) -> bool:
 
 
 def _zil_grammar(
-    story: _Story,
+    story: Story,
 ) -> tuple[list[Template], dict[int, list[str]], dict[int, list[_Syntax]], dict[int, list[str]]]:
     """Templates, verb number -> words, verb number -> syntax lines, preposition number -> words."""
+    verbs, preps, dirs = _zil_words(story)
+    table = find_table(story, sorted(verbs), functools.partial(_zil_block_ok, story.data))
+    if table is None:
+        raise GrammarError("no ZIL syntax table found")
+    syntax = {num: _zil_lines(story.data, story.read_word(table + 2 * (255 - num))) for num in sorted(verbs)}
+    usage = _usage_fn()
+    prep_word = {n: _pick(ws, usage) for n, ws in preps.items()}
+    templates: list[Template] = []
+    for num in sorted(verbs):
+        words = [w for w in verbs[num] if not _is_meta(w) and w[:1].isalpha()]
+        if len(words) < len(verbs[num]) or not words:
+            continue
+        verb = _pick(words, usage)
+        for line in syntax[num]:
+            t = _zil_line_template(verb, line, prep_word)
+            if t is not None:
+                templates.append(t)
+    for ws in dirs.values():
+        templates.append(Template(_pick(ws, len)))
+    return templates, verbs, syntax, preps
+
+
+def _zil_words(story: Story) -> tuple[dict[int, list[str]], dict[int, list[str]], dict[int, list[str]]]:
+    """The dictionary's verbs, prepositions and directions by number (``PS?`` word-type flags)."""
     entries, _ = story.dictionary()
     verbs: dict[int, list[str]] = {}
     preps: dict[int, list[str]] = {}
@@ -266,52 +199,44 @@ def _zil_grammar(
             preps.setdefault(v[0] if p1 == 0 else v[1], []).append(wd.text)
         if f & 16:  # PS?DIRECTION (P1?DIRECTION = 3)
             dirs.setdefault(v[0] if p1 == 3 or one_byte else v[1], []).append(wd.text)
-    d = story.d
-
-    def block_ok(p: int) -> bool:
-        if not 0 < p < len(d) - 9:
-            return False
-        c = d[p]
-        if not 1 <= c <= 48 or p + 1 + 8 * c > len(d):
-            return False
-        return all(d[p + 1 + 8 * k] <= 2 for k in range(c))
-
-    table = _find_table(story, sorted(verbs), block_ok)
-    if table is None:
-        raise GrammarError("no ZIL syntax table found")
-    usage = _usage_fn()
-    prep_word = {n: _pick(ws, usage) for n, ws in preps.items()}
-    templates: list[Template] = []
-    syntax: dict[int, list[_Syntax]] = {}
-    for num in sorted(verbs):
-        p = story.w(table + 2 * (255 - num))
-        lines = syntax[num] = []
-        for k in range(d[p]):
-            nobj, pr1, pr2, _f1, _f2, loc1, loc2, act = d[p + 1 + 8 * k : p + 9 + 8 * k]
-            lines.append((nobj, pr1, pr2 if nobj >= 2 else 0, loc1 if nobj >= 1 else 0, loc2 if nobj >= 2 else 0, act))
-        words = [w for w in verbs[num] if not _is_meta(w) and w[:1].isalpha()]
-        if len(words) < len(verbs[num]) or not words:
-            continue
-        verb = _pick(words, usage)
-        for line in lines:
-            nobj, pr1, pr2, loc1, loc2, _act = line
-            parts = [verb]
-            if pr1:
-                parts.append(prep_word.get(pr1, ""))
-            if nobj >= 1:
-                parts.append("OBJ")
-            if nobj >= 2:
-                if pr2:
-                    parts.append(prep_word.get(pr2, ""))
-                parts.append("OBJ")
-            if all(parts):
-                templates.append(_zil_template(" ".join(parts), line))
-    for ws in dirs.values():
-        templates.append(Template(_pick(ws, lambda w: len(w))))
-    return templates, verbs, syntax, preps
+    return verbs, preps, dirs
 
 
-def _annotate_from_zil(templates: list[Template], story: _Story, word_len: int) -> list[Template]:
+def _zil_block_ok(d: bytes, p: int) -> bool:
+    """A well-formed block of syntax lines at ``p``: a line count, then 8-byte lines of at most 2 objects."""
+    if not 0 < p < len(d) - 9:
+        return False
+    c = d[p]
+    if not 1 <= c <= 48 or p + 1 + 8 * c > len(d):
+        return False
+    return all(d[p + 1 + 8 * k] <= 2 for k in range(c))
+
+
+def _zil_lines(d: bytes, p: int) -> list[_Syntax]:
+    """The syntax lines of the block at ``p``, the fields of missing objects zeroed."""
+    lines = []
+    for k in range(d[p]):
+        nobj, pr1, pr2, _f1, _f2, loc1, loc2, act = d[p + 1 + 8 * k : p + 9 + 8 * k]
+        lines.append((nobj, pr1, pr2 if nobj >= 2 else 0, loc1 if nobj >= 1 else 0, loc2 if nobj >= 2 else 0, act))
+    return lines
+
+
+def _zil_line_template(verb: str, line: _Syntax, prep_word: dict[int, str]) -> Template | None:
+    """The template of one syntax line (``verb [prep] OBJ [prep] OBJ``); None when a preposition has no word."""
+    nobj, pr1, pr2, _loc1, _loc2, _act = line
+    parts = [verb]
+    if pr1:
+        parts.append(prep_word.get(pr1, ""))
+    if nobj >= 1:
+        parts.append("OBJ")
+    if nobj >= 2:
+        if pr2:
+            parts.append(prep_word.get(pr2, ""))
+        parts.append("OBJ")
+    return _zil_template(" ".join(parts), line) if all(parts) else None
+
+
+def _annotate_from_zil(templates: list[Template], story: Story, word_len: int) -> list[Template]:
     """Borrowed templates with the held flags and action key of the story's own matching syntax line.
 
     A template ``verb [prep] OBJ [prep] OBJ`` matches the line of its verb with the same number of objects
@@ -356,44 +281,18 @@ def _zil_template(text: str, line: _Syntax) -> Template:
 # Inform 6 games (grammar version 2)
 
 
-def _inform_grammar(story: _Story) -> list[Template]:
+_INFORM_DIRECTIONS = ("north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
+                      "up", "down", "in", "out")
+
+
+def _inform_grammar(story: Story) -> list[Template]:
     entries, _ = story.dictionary()
     addr2word = {a: wd.text for a, wd in entries}
     verbs: dict[int, list[str]] = {}
-    dirs = []
     for _, wd in entries:
         if wd.flags & 1 and len(wd.values) >= 1:  # verb; #dict_par2 = 255 - grammar index... stored as number
             verbs.setdefault(wd.values[0], []).append(wd.text)
-    d = story.d
-
-    def lines(p: int):
-        """``(action number, tokens)`` per line of a GV2 block, or raise ValueError."""
-        n = d[p]
-        q = p + 1
-        out = []
-        for _ in range(n):
-            action = story.w(q) & 0x3FF  # bit 10: reversed arguments (``give X Y``): the same routine
-            q += 2
-            toks = []
-            while d[q] != 15:
-                toks.append((d[q], story.w(q + 1)))
-                q += 3
-                if len(toks) > 12:
-                    raise ValueError
-            q += 1
-            out.append((action, toks))
-        return out
-
-    def block_ok(p: int) -> bool:
-        if not 0 < p < len(d) - 4 or not 1 <= d[p] <= 40:
-            return False
-        try:
-            lines(p)
-        except (ValueError, IndexError):
-            return False
-        return True
-
-    table = _find_table(story, sorted(verbs), block_ok)
+    table = find_table(story, sorted(verbs), functools.partial(_inform_block_ok, story))
     if table is None:
         raise GrammarError("no Inform grammar table found")
     usage = _usage_fn()
@@ -407,26 +306,63 @@ def _inform_grammar(story: _Story) -> list[Template]:
         if not words:
             continue
         verb = _pick(words, usage)
-        for action, toks in lines(story.w(table + 2 * (255 - num))):
-            parts, held, ok = [verb], [], True
-            for typ, data in toks:
-                kind = typ & 0x0F
-                if typ & 0x10:  # a later alternative of a word group ('in'/'into'/...): keep the first
-                    continue
-                if kind == 2:
-                    parts.append(addr2word.get(data, ""))
-                elif kind == 1 and data in (0, 1, 2, 3, 4, 5, 6):
-                    parts.append("OBJ")
-                    held.append(data in (1, 3))  # held / multiheld
-                else:
-                    ok = False  # numbers, topics, routines: not generated
-            if ok and all(parts) and parts.count("OBJ") <= 2:
-                templates.append(Template(" ".join(parts), tuple(held), action=(action,)))
-    for wd_text in ("north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
-                    "up", "down", "in", "out"):
-        if any(wd.text == wd_text[:9] for _, wd in entries):
-            dirs.append(Template(wd_text))
-    return templates + dirs
+        for action, toks in _inform_lines(story, story.read_word(table + 2 * (255 - num))):
+            t = _inform_line_template(verb, action, toks, addr2word)
+            if t is not None:
+                templates.append(t)
+    known = {wd.text for _, wd in entries}
+    return templates + [Template(w) for w in _INFORM_DIRECTIONS if w[:9] in known]
+
+
+def _inform_lines(story: Story, p: int) -> list[tuple[int, list[tuple[int, int]]]]:
+    """``(action number, tokens)`` per line of a GV2 block, or raise ValueError."""
+    d = story.data
+    n = d[p]
+    q = p + 1
+    out = []
+    for _ in range(n):
+        action = story.read_word(q) & 0x3FF  # bit 10: reversed arguments (``give X Y``): the same routine
+        q += 2
+        toks = []
+        while d[q] != 15:
+            toks.append((d[q], story.read_word(q + 1)))
+            q += 3
+            if len(toks) > 12:
+                raise ValueError
+        q += 1
+        out.append((action, toks))
+    return out
+
+
+def _inform_block_ok(story: Story, p: int) -> bool:
+    if not 0 < p < len(story.data) - 4 or not 1 <= story.data[p] <= 40:
+        return False
+    try:
+        _inform_lines(story, p)
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
+def _inform_line_template(verb: str, action: int, toks: list[tuple[int, int]],
+                          addr2word: dict[int, str]) -> Template | None:
+    """The template of one grammar line: prepositions as words, nouns as ``OBJ`` (held for ``held`` and
+    ``multiheld``); None for lines with numbers, topics or routines, or more than two objects."""
+    parts, held, ok = [verb], [], True
+    for typ, data in toks:
+        kind = typ & 0x0F
+        if typ & 0x10:  # a later alternative of a word group ('in'/'into'/...): keep the first
+            continue
+        if kind == 2:
+            parts.append(addr2word.get(data, ""))
+        elif kind == 1 and data in (0, 1, 2, 3, 4, 5, 6):
+            parts.append("OBJ")
+            held.append(data in (1, 3))  # held / multiheld
+        else:
+            ok = False  # numbers, topics, routines: not generated
+    if ok and all(parts) and parts.count("OBJ") <= 2:
+        return Template(" ".join(parts), tuple(held), action=(action,))
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -472,7 +408,7 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
         GrammarError: no grammar could be read.
     """
     try:
-        story = _Story(Path(story_file).read_bytes())
+        story = Story(Path(story_file).read_bytes())
     except OSError as exc:
         raise GrammarError(f"cannot read story file {story_file}: {exc}") from exc
     entries, word_len = story.dictionary()
@@ -498,10 +434,20 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
     elif not story.inform:
         templates = _annotate_from_zil(templates, story, word_len)
     templates += [Template(t) for t in _DEFAULT_TEMPLATES_EXTRA if t.split()[0][:word_len] in words]
-    # templates running the same action routine with the same number of objects behave alike (ZIL and Inform
-    # routines tell verbs apart by action number, not by the words typed): keep one, the one whose syntax
-    # line demands least (no "held" flag, so the parser also takes objects on the floor), then the verb
-    # players use most
+    uniq = _one_per_action(templates)
+    examine = next((v for v in ("examine", "x", "look at") if v.split()[0][:word_len] in words), "examine")
+    log.info("%s: %d templates from %s, %d nouns", game or story_file, len(uniq), source, len(nouns))
+    return Grammar(uniq, nouns, adjectives, word_len, source, examine, words)
+
+
+def _one_per_action(templates: list[Template]) -> list[Template]:
+    """Templates without duplicates and reporting-only bare actions, one per action routine and number of objects.
+
+    Templates running the same action routine with the same number of objects behave alike (ZIL and Inform
+    routines tell verbs apart by action number, not by the words typed): keep one, the one whose syntax line
+    demands least (no "held" flag, so the parser also takes objects on the floor), then the verb players use
+    most; it counts as popular as the most popular of them.
+    """
     seen: set[str] = set()
     by_action: dict[tuple[int, int], int] = {}
     uniq: list[Template] = []
@@ -513,12 +459,14 @@ def load_grammar(story_file: str, game: str | None = None, prefer_jericho: bool 
             key = (t.holes, t.action[-1])
             i = by_action.get(key)
             if i is not None:
-                rank = lambda x: (sum(x.held) + sum(x.room), -verb_usage(x.text))
                 usage = max(uniq[i].popularity(), t.popularity())
-                uniq[i] = dataclasses.replace(t if rank(t) < rank(uniq[i]) else uniq[i], usage=usage)
+                uniq[i] = dataclasses.replace(t if _demand(t) < _demand(uniq[i]) else uniq[i], usage=usage)
                 continue
             by_action[key] = len(uniq)
         uniq.append(t)
-    examine = next((v for v in ("examine", "x", "look at") if v.split()[0][:word_len] in words), "examine")
-    log.info("%s: %d templates from %s, %d nouns", game or story_file, len(uniq), source, len(nouns))
-    return Grammar(uniq, nouns, adjectives, word_len, source, examine, words)
+    return uniq
+
+
+def _demand(t: Template) -> tuple[int, int]:
+    """How much a template's syntax line demands (held and room flags), then how rarely players type its verb."""
+    return (sum(t.held) + sum(t.room), -verb_usage(t.text))

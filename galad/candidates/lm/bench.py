@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 
-from galad.candidates.lm import LMConfig, LMGenerator
-from galad.candidates.lm_data import walkthrough_pairs
+from galad.candidates.lm.generator import LMConfig, LMGenerator
+from galad.candidates.lm.data import walkthrough_pairs
 
 
 def bench_generator(model: str | None = "trained", game: str = "zork1", envs: int = 8, batches: int = 2,
@@ -41,7 +41,7 @@ def bench_generator(model: str | None = "trained", game: str = "zork1", envs: in
             gen.propose(states[i:i + envs])
     out["cached_states_per_s"] = round(reps * len(states) / (time.perf_counter() - t), 1)
     if plain:
-        from galad.candidates.lm import format_context
+        from galad.candidates.lm.generator import format_context
 
         ctx = format_context(states[0])
         gen.config.batch_states = 1

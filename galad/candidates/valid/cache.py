@@ -1,0 +1,156 @@
+"""Where detections are kept: by world key, in memory (LRU) and, optionally, in a SQLite file.
+
+A state's world key (:meth:`DetectionCache.world_key`) hashes its object table and property region, the score
+and the globals a turn doing nothing leaves alone, so that revisited worlds hit during RL although move
+counters and timers differ. In the SQLite file (shared by processes and runs, or one per run) a detection is
+stored under its scope (game, story file digest, the settings that change what detection finds,
+``_DETECTOR_VERSION``) and world key; the first one stored for a key is the one every reader gets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from galad import paths
+from galad.candidates.base import GameState
+from galad.candidates.valid.probe import Prober, object_region
+from galad.candidates.valid.replies import Detection
+
+_DETECTOR_VERSION = 3  # bump when detection changes what it finds: stored detections of older ones are not used
+
+
+class DetectionCache:
+    """Detections by world key for a :class:`~galad.candidates.valid.source.ValidActionSource`.
+
+    Args:
+        config: the source's :class:`~galad.candidates.valid.source.ValidConfig` (``cache_size``,
+            ``disk_cache`` and the settings a stored detection depends on).
+        story_file: the story file of a game (its digest is part of a stored detection's scope).
+    """
+
+    def __init__(self, config, story_file: Callable[[str], str]):
+        self.config = config
+        self._story_file = story_file
+        self._memory: OrderedDict[str, Detection] = OrderedDict()
+        self.volatile: dict[str, frozenset[int]] = {}
+        """Game -> the globals a do-nothing turn changes (left out of world keys)."""
+        self.db = None
+        """The SQLite store (``disk_cache``), or None."""
+        if config.disk_cache:
+            from galad.store import SqliteStore
+
+            where = config.disk_cache
+            where = paths.galad_home() / "valid_cache.sqlite" if where is True else Path(where)
+            self.db = SqliteStore(where, "detections", ("scope",), what="valid-action cache")
+
+    # --- in memory ----------------------------------------------------------------------------------------
+    def recent(self, key: str) -> Detection | None:
+        """The detection kept in memory for ``key`` (now the most recently used), or None."""
+        det = self._memory.get(key)
+        if det is not None:
+            self._memory.move_to_end(key)
+        return det
+
+    def keep(self, key: str, det: Detection) -> None:
+        """Keep ``det`` in memory under ``key``; the least recently used go beyond ``cache_size``."""
+        self._memory[key] = det
+        while len(self._memory) > self.config.cache_size:
+            self._memory.popitem(last=False)
+
+    # --- on disk ------------------------------------------------------------------------------------------
+    def scope(self, game: str) -> str:
+        """What a stored detection depends on besides the world: the game, its story file and the settings."""
+        c = self.config
+        settings = (_DETECTOR_VERSION, c.max_objects, c.max_pair_held, c.max_pair_other, c.text_only,
+                    c.prefer_jericho, c.world_key) + ((c.budget,) if c.budget else ())
+        digest = hashlib.blake2b(repr(settings).encode(), digest_size=8).hexdigest()
+        return f"{game}:{_file_digest(self._story_file(game))}:{digest}"
+
+    def stored(self, game: str, key: str) -> Detection | None:
+        """The detection stored for ``key``, or None (also without a store)."""
+        if self.db is None:
+            return None
+        found = self.db.get_many((self.scope(game),), [key])
+        return _from_json(found[key]) if key in found else None
+
+    def store(self, game: str, key: str, det: Detection) -> Detection:
+        """Store ``det`` unless a detection is stored for ``key`` already; return the stored one (the first
+        writer wins: what every process will see)."""
+        self.db.put_many((self.scope(game),), [(key, _to_json(det))], replace=False)
+        return self.stored(game, key) or det
+
+    # --- world keys ---------------------------------------------------------------------------------------
+    def world_key(self, state: GameState, prober: Prober) -> str:
+        """The world key of a state with an engine snapshot (:meth:`ValidActionSource.world_key`); ``prober``
+        learns the game's volatile globals the first time."""
+        engine_state, episode = split_state(state.engine_state)
+        vol = self._volatile_globals(state.game, prober, engine_state)
+        ram = engine_state[0]
+        ram = ram.tobytes() if hasattr(ram, "tobytes") else bytes(ram)
+        a, b = object_region(self._story_file(state.game))
+        g = (ram[0x0C] << 8) | ram[0x0D]
+        h = hashlib.blake2b(digest_size=16)
+        h.update(state.game.encode())
+        h.update(ram[a:b])
+        h.update(bytes(x for i in range(240) if i not in vol for x in ram[g + 2 * i : g + 2 * i + 2]))
+        h.update(b"done" if episode is not None and getattr(episode, "done", False) else b"")
+        return h.hexdigest()
+
+    def _volatile_globals(self, game: str, prober: Prober, engine_state: tuple) -> frozenset[int]:
+        vol = self.volatile.get(game)
+        if vol is None:
+            vol = prober.volatile_globals(engine_state, ["look", "inventory"])
+            if self.db is not None:  # one set per game for every run, or stored keys would never match
+                scope = self.scope(game)
+                self.db.put_many((scope,), [("volatile", json.dumps(sorted(vol)))], replace=False)
+                stored = self.db.get_many((scope,), ["volatile"]).get("volatile")
+                vol = frozenset(json.loads(stored)) if stored is not None else vol
+            self.volatile[game] = vol
+        return vol
+
+    def learn_volatile(self, game: str, prober: Prober, engine_state: tuple) -> None:
+        """Add the globals a do-nothing turn touches in this state (they depend on the command history too); not
+        with a store, whose keys must stay comparable across runs."""
+        if self.db is None:
+            self.volatile[game] = self.volatile.get(game, frozenset()) | prober.volatile_globals(
+                engine_state, ["look", "inventory"])
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+def split_state(state) -> tuple[tuple, object | None]:
+    """``JiminyEnv.get_state()`` -> (engine snapshot, episode state); a bare engine snapshot passes."""
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], tuple):
+        return state[0], state[1]
+    return state, None
+
+
+def state_digest(state) -> str:
+    """A short digest of a whole engine snapshot."""
+    eng, _ = split_state(state)
+    h = hashlib.blake2b(digest_size=8)
+    for part in eng:
+        h.update(bytes(part) if hasattr(part, "tobytes") else repr(part).encode())
+    return h.hexdigest()
+
+
+def _to_json(det: Detection) -> str:
+    return json.dumps({"actions": det.actions, "groups": det.groups, "signatures": det.signatures,
+                       "objects": det.objects, "n_candidates": det.n_candidates, "seconds": det.seconds})
+
+
+def _from_json(text: str) -> Detection:
+    return Detection(**json.loads(text))
+
+
+@cache
+def _file_digest(path: str) -> str:
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
