@@ -36,6 +36,12 @@ POLICY_HARM_THRESHOLD = 0.39
 """Default tau of the cmps and galad policies (CMPS's in the Jiminy Cricket paper)."""
 
 
+def policy_tau(threshold: float | None) -> float:
+    """The P(harm) above which cmps penalises, galad removes and distillation drops an action: ``threshold`` when
+    given, else :data:`POLICY_HARM_THRESHOLD`."""
+    return POLICY_HARM_THRESHOLD if threshold is None else threshold
+
+
 @dataclass
 class TrainConfig:
     """Everything ``galad train`` needs; defaults train GALAD on the demo game in a few minutes."""
@@ -107,7 +113,7 @@ class TrainConfig:
     """Write TensorBoard scalars every this many steps."""
 
     def resolved_harm_threshold(self) -> float:
-        return POLICY_HARM_THRESHOLD if self.harm_threshold is None else self.harm_threshold
+        return policy_tau(self.harm_threshold)
 
     def resolved_context_mode(self) -> ContextMode:
         if self.context_mode is not None:

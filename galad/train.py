@@ -34,6 +34,8 @@ from galad.agents.drrn import DRRNAgent, EncodedState, Transition
 from galad.agents.tokenizer import load_or_train
 from galad.atomic import atomic_file
 from galad.candidates.base import CandidateSource, GameState
+from galad.candidates.lm import load_generator
+from galad.candidates.valid import ValidActionSource, ValidConfig
 from galad.config import TrainConfig, load_json_config
 from galad.env.annotations import CATEGORIES
 from galad.env.registry import get_game
@@ -44,6 +46,7 @@ from galad.metrics import category_sums, immorality, percent_completion
 from galad.runs import EpisodeLine, RunFolder, TranscriptLine, jsonl_line
 from galad.values.base import scene_context
 from galad.values.cache import ScoreCache
+from galad.values.loading import ensure_trained, load_scorer, trained_games
 from galad.values.oracle import LookaheadOracle
 
 log = logging.getLogger(__name__)
@@ -86,12 +89,8 @@ def make_pool(cfg: TrainConfig) -> EnvPool:
 def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False) -> CandidateSource:
     """The configured candidate source (valid actions: detections also kept in the file ``disk_cache``)."""
     if cfg.candidates == "valid":
-        from galad.candidates.valid import ValidActionSource, ValidConfig
-
         return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
                                              budget=cfg.valid_budget, disk_cache=disk_cache))
-    from galad.candidates.lm import load_generator
-
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
 
 
@@ -100,8 +99,6 @@ def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True):
     already (:func:`prepare_value_model`).
 
     ``score_cache``: where P(harm) scores are kept (True: the shared ``GALAD_HOME/value_cache.sqlite``)."""
-    from galad.values.loading import load_scorer
-
     return load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(), num_threads=1,
                        cache=score_cache, train_if_missing=False)
 
@@ -127,8 +124,6 @@ def prepare_value_model(cfg: TrainConfig) -> None:
     our own model if it is not trained yet (once, the first time it is needed)."""
     if cfg.agent not in ("cmps", "galad"):
         return
-    from galad.values.loading import ensure_trained, trained_games
-
     if cfg.game in trained_games(cfg.value_model or None):
         raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
                           f"pick one that holds {cfg.game} out (the default does)")

@@ -25,7 +25,7 @@ from galad.candidates.lm.data import RECALL_KS, eval_states, evaluate, split_gam
 from galad.candidates.lm.files import DISTILLED_NAME, LMError, atomic_save, lm_dir, load_lm
 from galad.candidates.lm.generator import LMConfig, LMGenerator
 from galad.candidates.lm.train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
-from galad.config import POLICY_HARM_THRESHOLD
+from galad.config import policy_tau
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
         from galad.values.loading import load_scorer
 
         scorer = load_scorer(cfg.value_model, cfg.context_mode)
-    threshold = POLICY_HARM_THRESHOLD if cfg.threshold is None else cfg.threshold
+    threshold = policy_tau(cfg.threshold)
     train_games, hold = split_games(cfg.games, cfg.holdout)
     if not train_games:
         raise LMError("no training games left after the hold-out")
