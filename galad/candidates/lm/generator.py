@@ -38,6 +38,7 @@ META_COMMANDS = frozenset({
 grammar's :data:`~galad.candidates.valid.grammar.META_VERBS`, which also holds debugging verbs and matches
 truncated dictionary words, and has no ``load``."""
 
+
 @dataclass
 class LMConfig:
     """How the generator decodes."""
