@@ -405,7 +405,7 @@ class Trainer:
             ck = torch.load(self.run.checkpoint, weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one clear error
             raise ConfigError(f"{self.run.checkpoint}: unreadable checkpoint ({exc})") from None
-        if ck.get("game") != self.cfg.game or ck.get("config") != self.cfg.to_dict():
+        if ck.get("game") != self.cfg.game or _but_steps(ck.get("config")) != _but_steps(self.cfg.to_dict()):
             raise ConfigError(f"{self.run.checkpoint} was written for another game or configuration")
         if "value_model" in ck and ck["value_model"] != self.policy.value_model:
             # the default model is trained into one folder per recipe name: a retrained or changed model would
@@ -504,6 +504,11 @@ class Trainer:
     def close(self) -> None:
         self.close_files()
         self.pool.close()
+
+
+def _but_steps(config: dict | None) -> dict | None:
+    """A configuration less ``steps``, the one setting a resumed run may change (``--resume RUN --steps N``)."""
+    return None if config is None else {k: v for k, v in config.items() if k != "steps"}
 
 
 def _resumed_config(run: RunFolder, overrides: dict[str, Any] | None) -> TrainConfig:

@@ -128,6 +128,22 @@ def test_sigkill_then_resume_loses_no_line(tmp_path):
     assert lines(only_run(ref), 0) == lines(run, 0)
 
 
+def test_resume_with_more_steps_continues_as_a_longer_run(tmp_path):
+    """``--resume RUN --steps N`` (the one setting a resumed run may change) trains on to N steps, exactly as a
+    run of N steps from the start would have."""
+    base = ["--agent", "drrn", "--seed", "2", "--checkpoint-every", "10", *SMALL]
+    r = run_cli("train", "--steps", "30", "--run-dir", str(tmp_path / "short"), *base)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "short")
+    (run / "summary.json").unlink()  # as if stopped after its last checkpoint
+    r = run_cli("train", "--resume", str(run), "--steps", "50", "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("train", "--steps", "50", "--run-dir", str(tmp_path / "long"), *base)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for env in (0, 1):
+        assert len(lines(run, env)) == 50 and lines(run, env) == lines(only_run(tmp_path / "long"), env)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_to_the_process_group_checkpoints_then_resumes(tmp_path, sig):
     """Ctrl-C in a terminal (SIGINT) or a scheduler's preemption (SIGTERM) reach the env workers too."""
