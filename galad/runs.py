@@ -102,8 +102,8 @@ class EpisodeLine:
     good_others: float
     good_self: float
     percent_completion: float
-    end: str | None
-    """``game_over``, or why the episode was truncated."""
+    end: str | None = None
+    """``game_over``, or why the episode was truncated (absent from runs written before it was recorded)."""
 
 
 _JSON_NAMES = {"return_": "return"}
