@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from galad import paths
+from galad.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +80,11 @@ def load_or_train(game: str, vocab_size: int = 8000) -> Tokenizer:
         return Tokenizer(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("training the %s tokenizer on %d lines", game, len(corpus))
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        buf = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(corpus), model_writer=buf, vocab_size=vocab_size, hard_vocab_limit=False,
-            model_type="unigram", character_coverage=1.0, pad_id=PAD_ID, unk_id=1, bos_id=-1, eos_id=-1,
-            num_threads=1, minloglevel=2,
-        )
-        tmp_model = Path(tmp) / "model"
-        tmp_model.write_bytes(buf.getvalue())
-        os.replace(tmp_model, model)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=buf, vocab_size=vocab_size, hard_vocab_limit=False,
+        model_type="unigram", character_coverage=1.0, pad_id=PAD_ID, unk_id=1, bos_id=-1, eos_id=-1,
+        num_threads=1, minloglevel=2,
+    )
+    write_bytes_atomic(model, buf.getvalue())
     return Tokenizer(model)

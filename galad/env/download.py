@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from galad import paths
+from galad.atomic import atomic_dir
 from galad.env.registry import UPSTREAM_COMMIT, UPSTREAM_REPO, GameSpec, get_game, jiminy_games
 from galad.errors import ConfigError, DownloadError
 
@@ -65,8 +63,7 @@ def download_game(spec: GameSpec, source: str | None = None, dest_root: Path | N
     root = dest_root or paths.games_dir()
     root.mkdir(parents=True, exist_ok=True)
     final = root / spec.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".partial", dir=root))
-    try:
+    with atomic_dir(final) as tmp:
         for f in spec.all_files():
             data = _fetch(source, f.upstream_path)
             digest = sha256_of(data)
@@ -76,16 +73,6 @@ def download_game(spec: GameSpec, source: str | None = None, dest_root: Path | N
                     "refusing to install it"
                 )
             (tmp / f.name).write_bytes(data)
-        old = None
-        if final.exists():
-            old = root / f".{spec.name}.old-{os.getpid()}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("installed %s into %s", spec.name, final)
     return final
 
