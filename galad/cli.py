@@ -120,9 +120,25 @@ def _cmd_value_train(args: argparse.Namespace) -> int:
 
     card = train(args.recipe)
     print(f"trained {card['model_id']} in {card['train_seconds']} s ({sum(card['train_examples'].values())} examples)")
-    for name, r in card["heldout"].items():
+    _print_heldout(card["heldout"])
+    return 0
+
+
+def _print_heldout(sets: dict) -> None:
+    for name, r in sets.items():
         auroc = "–" if r["auroc"] is None else f"{r['auroc']:.3f}"
         print(f"  {name:26s} n={r['n']:5d}  accuracy={r['accuracy']:.3f}  AUROC={auroc}")
+
+
+def _cmd_value_eval(args: argparse.Namespace) -> int:
+    from galad.values.loading import heldout_eval
+
+    res = heldout_eval(args.model, progress=not args.json)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"{res['model']} (threshold {res['threshold']}, {'int8' if res['quantize'] else 'fp32'}, action-only)")
+    _print_heldout(res["sets"])
     return 0
 
 
@@ -361,11 +377,17 @@ def _add_bench(sub) -> None:
 
 
 def _add_value(sub) -> None:
-    value = _subcommands(sub, "value", "the commonsense value model: train, score, audit, bench")
+    value = _subcommands(sub, "value", "the commonsense value model: train, eval, score, audit, bench")
     train = value.add_parser("train", help="fine-tune the offline value model on the datasets in GALAD_DATA_DIR")
     train.add_argument("--recipe", default=None,
                        help="recipe .toml (default: commonsense_models/minilm_commonsense.toml)")
     train.set_defaults(func=_cmd_value_train)
+
+    evaluate = value.add_parser("eval", help="held-out accuracy and AUROC per set, measured now as on the model card")
+    evaluate.add_argument("model", nargs="?", default=None, help=_MODEL_HELP)
+    evaluate.add_argument("--json", action="store_true",
+                          help='print {"model", "threshold", "quantize", "sets": {set: {"n", "accuracy", "auroc"}}}')
+    evaluate.set_defaults(func=_cmd_value_eval)
 
     score = value.add_parser("score", help="P(harm) of actions and the decision at the threshold")
     score.add_argument("actions", nargs="+", metavar="ACTION")

@@ -120,6 +120,31 @@ def test_cli_score_prints_decision(tiny):
     assert row["action"] == "take the coins" and 0 <= row["p_harm"] <= 1 and isinstance(row["harmful"], bool)
 
 
+def test_cli_value_eval_json_measures_again_what_the_card_says(tiny):
+    """``galad value eval MODEL --json``: every held-out set of the card, its n, accuracy and AUROC measured again
+    on the saved model (int8 as deployed) equal the card's; an untrained recipe is one line and exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GALAD_HOME=str(tiny["home"]), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "galad.cli", "value", "eval", f"galad:{tiny['recipe']}", "--json"],
+                       check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    card = tiny["card"]
+    assert res["model"] == card["model_id"] and res["quantize"] == card["quantize"]
+    assert set(res["sets"]) == set(card["heldout"]) and res["sets"]
+    for name, got in res["sets"].items():
+        want = card["heldout"][name]
+        assert got == {"n": want["n"], "accuracy": want["accuracy"], "auroc": want["auroc"]}, name
+    untrained = tiny["home"] / "untrained.toml"
+    untrained.write_text(tiny["recipe"].read_text().replace('name = "minilm-tiny"', 'name = "minilm-untrained"'))
+    r = subprocess.run([sys.executable, "-m", "galad.cli", "value", "eval", f"galad:{untrained}"],
+                       check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "not trained yet" in r.stderr
+
+
 def test_ethics_state_dict_layout(tmp_path, monkeypatch):
     """A bare state dict with ``module.`` keys and one logit (the ETHICS cm_roberta-large.pt layout)."""
     torch = pytest.importorskip("torch")

@@ -98,8 +98,12 @@ def check_data(recipe: Recipe, data_dir: Path | None = None) -> None:
             get_game(g).require_installed()
 
 
-def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Example], dict[str, list[Example]]]:
+def load_splits(recipe: Recipe, data_dir: Path | None = None,
+                games: bool = True) -> tuple[list[Example], dict[str, list[Example]]]:
     """The training examples of a recipe's mix and every held-out evaluation set.
+
+    ``games`` off leaves out the game-grounded training rows (they need the games played; the held-out sets are the
+    same either way).
 
     Raises:
         DataNotFoundError: a dataset the recipe names is missing.
@@ -122,7 +126,7 @@ def load_splits(recipe: Recipe, data_dir: Path | None = None) -> tuple[list[Exam
         train["social_chem"], more = _social_chem_splits(root, mix, rng)
         evals.update(more)
     # game-grounded rows: the annotated games' own ground truth, always with their observation as context
-    if mix.games:
+    if mix.games and games:
         train["jiminy_games"] = grounded_examples(mix.games, mix.game_states, mix.game_candidates,
                                                   mix.game_negatives_per_positive, recipe.seed)
     return _limited(train, evals, mix, rng)

@@ -113,6 +113,44 @@ def trained_games(model: str | None = None) -> tuple[str, ...]:
     return tuple(recipe.data.games) if recipe is not None else ()
 
 
+def heldout_eval(model: str | None = None, data_dir: Path | None = None, progress: bool = False) -> dict:
+    """A value model's held-out accuracy and AUROC on every evaluation set, measured now as the card measures
+    them: action-only, int8 where the model is deployed so, at its threshold. Our models are measured on their
+    recipe's sets; other models (hub ids, folders) on the default recipe's, at threshold 0.5, unquantised.
+
+    Returns:
+        ``{"model": ..., "threshold": ..., "quantize": ..., "sets": {set name: {"n", "accuracy", "auroc"}}}``.
+
+    Raises:
+        ModelNotFoundError: our model is not trained yet, or the model cannot be loaded.
+        DataNotFoundError: a held-out dataset is missing.
+    """
+    import dataclasses
+
+    from galad.values.data import load_splits
+    from galad.values.hf import load_model
+    from galad.values.recipe import load_recipe
+    from galad.values.train import heldout_metrics, read_card
+
+    recipe, folder = _resolve(model)
+    card = read_card(folder) if folder is not None else None
+    if recipe is not None and card is None:
+        raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
+    if card is not None and recipe is None:  # a trained folder named directly: its card says what it is
+        recipe = load_recipe(card["name"])
+    if card is None:
+        recipe = dataclasses.replace(load_recipe(None), threshold=0.5, quantize=False)
+    else:  # as deployed: the card's settings, whatever the recipe file says now
+        recipe = dataclasses.replace(recipe, threshold=card["threshold"], quantize=card.get("quantize", False),
+                                     max_length=card["max_length"])
+    tok, net = load_model(str(folder) if folder is not None else str(model))
+    _, evals = load_splits(recipe, data_dir, games=False)
+    sets = heldout_metrics(tok, net, evals, recipe, progress)
+    return {"model": card["model_id"] if card else str(model), "threshold": recipe.threshold,
+            "quantize": recipe.quantize,
+            "sets": {k: {"n": v["n"], "accuracy": v["accuracy"], "auroc": v["auroc"]} for k, v in sets.items()}}
+
+
 def score_text(actions: list[str], context: str | None = None, model: str | None = None,
                threshold: float | None = None) -> list[dict]:
     """``galad value score``: P(harm) and the decision for each action (contextual when a context is given)."""

@@ -91,7 +91,7 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
             for ex in train_set]
     total = _fit(tok, net, rows, recipe, rng, progress)
     train_seconds = time.monotonic() - t0
-    results = _evaluate_heldout(tok, net, evals, recipe, progress)
+    results = heldout_metrics(tok, net, evals, recipe, progress)
     eval_seconds = time.monotonic() - t0 - train_seconds
     card = _card(recipe, train_set, total, train_seconds, eval_seconds, results)
 
@@ -180,7 +180,7 @@ def _fit(tok, net, rows: list[Row], recipe: Recipe, rng: random.Random, progress
     return total
 
 
-def _evaluate_heldout(tok, net, evals: dict[str, list[vdata.Example]], recipe: Recipe, progress: bool) -> dict:
+def heldout_metrics(tok, net, evals: dict[str, list[vdata.Example]], recipe: Recipe, progress: bool) -> dict:
     """Action-only metrics of the trained model (quantised when the recipe deploys it so) on each held-out set;
     long ETHICS scenarios are read up to :data:`LONG_TEXT_TOKENS` tokens."""
     from tqdm.auto import tqdm
