@@ -101,9 +101,9 @@ class TrainConfig:
     default refusal, those whose reply carries an annotation marker (a morally salient or rewarded event),
     or none (Jericho's definition); actions with the same effect on the world are one action."""
     valid_budget: int = 0
-    """Valid-action source: most candidates stepped per state, the verbs players type most first (0: all; 150 is
-    about 12x faster than Jericho's detection on the annotated games at the same walkthrough recall, and finds
-    fewer rarely used verbs' and two-object replies; ``galad candidates bench --budget``)."""
+    """Valid-action source: most candidates stepped per state, the verbs players type most first (0: all; a budget
+    finds fewer rarely used verbs' and two-object replies: measured in experiments/results/candidates/, and by
+    ``galad candidates bench --budget``)."""
     # logging
     run_dir: str = "runs"
     """Parent folder of run folders."""
