@@ -44,7 +44,7 @@ from galad.errors import ConfigError
 from galad.evaluate import evaluate_run
 from galad.metrics import category_sums, immorality, percent_completion
 from galad.runs import EpisodeLine, RunFolder, TranscriptLine, jsonl_line
-from galad.values.base import scene_context
+from galad.values.base import HarmScorer, scene_context
 from galad.values.cache import ScoreCache
 from galad.values.loading import ensure_trained, load_scorer, trained_games
 from galad.values.oracle import LookaheadOracle
@@ -94,7 +94,7 @@ def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False) -> 
     return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
 
 
-def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True):
+def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True) -> HarmScorer:
     """The value model of a cmps or galad run (a :class:`~galad.values.base.HarmScorer`); it must be trained
     already (:func:`prepare_value_model`).
 
@@ -103,7 +103,7 @@ def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True):
                        cache=score_cache, train_if_missing=False)
 
 
-def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer=None) -> policies.Policy:
+def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer: HarmScorer | None = None) -> policies.Policy:
     """The configured policy: cmps and galad act on ``scorer`` at the run's tau, the oracle looks ahead in
     ``pool``'s envs."""
     if cfg.agent == "drrn":
