@@ -2,7 +2,8 @@
 
 A reader (or a crash) never sees a half-written file or folder: the old one stays whole until the rename, and a
 failed write leaves no temporary behind. Temporary names start with ``.`` and carry the process id, so two
-processes writing the same target never share one. This is the one place the project does it; the standard
+processes writing the same target never share one. :func:`read_json` reads such a file back, None where it is
+missing or unreadable. This is the one place the project does it; the standard
 library's ``os.replace`` is all it needs (the ``atomicwrites`` package that used to do this is archived).
 """
 
@@ -36,6 +37,14 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``, or None when the file is missing or is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from galad.atomic import write_json_atomic
+from galad.atomic import read_json, write_json_atomic
 from galad.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -260,10 +260,7 @@ class RunFolder:
 
     def profile(self) -> dict[str, Any]:
         """``profile.json`` ({} for a run that has none yet)."""
-        try:
-            return json.loads(self.profile_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.profile_path) or {}
 
     # --- writing --------------------------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from galad import paths
-from galad.atomic import atomic_dir, write_text_atomic
+from galad.atomic import atomic_dir, read_json, write_text_atomic
 from galad.values import data as vdata
 from galad.values.metrics import binary_stats
 from galad.values.recipe import Recipe, load_recipe
@@ -45,10 +45,7 @@ def model_dir(name: str) -> Path:
 
 def read_card(folder: Path) -> dict | None:
     """The model card of a trained model folder, or None when there is none (or it is unreadable)."""
-    try:
-        return json.loads((Path(folder) / CARD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json(Path(folder) / CARD_NAME)
 
 
 def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = None, out_dir: Path | None = None,

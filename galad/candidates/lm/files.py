@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from galad import paths
-from galad.atomic import atomic_dir
+from galad.atomic import atomic_dir, read_json
 from galad.errors import GaladError
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,4 @@ def prepare_tokenizer(tok) -> None:
 
 def read_card(folder: str | Path) -> dict | None:
     """The card saved with a generator (how it was made), or None."""
-    try:
-        return json.loads((Path(folder) / CARD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json(Path(folder) / CARD_NAME)
