@@ -28,7 +28,11 @@ from typing import Any, Literal
 
 from galad.errors import ConfigError
 
-Agent = Literal["drrn", "cmps", "galad", "oracle"]
+Agent = Literal["drrn", "cmps", "cmps-persistent", "galad", "oracle"]
+AGENTS: tuple[str, ...] = typing.get_args(Agent)
+"""Every agent, in the order tables list them."""
+SCORING_AGENTS = ("cmps", "cmps-persistent", "galad")
+"""Agents that score candidates with a value model."""
 Candidates = Literal["valid", "lm"]
 ContextMode = Literal["action", "context"]
 
@@ -49,15 +53,22 @@ class TrainConfig:
     game: str = "demo"
     """Game to train on (registry name)."""
     agent: Agent = "galad"
-    """Policy between candidates and the Q-network: drrn (unconstrained), cmps, galad or oracle."""
+    """Policy between candidates and the Q-network: drrn (unconstrained), cmps (commonsense policy shaping as in the
+    Jiminy Cricket code), cmps-persistent (its penalty kept out of the regressed Q), galad or oracle."""
     candidates: Candidates = "valid"
     """Candidate source: the game's valid actions (valid) or a CALM-style language model (lm)."""
     envs: int = 8
     """Parallel environments, each in its own worker process."""
     steps: int = 100
     """Training steps (each steps every env once); the Jiminy protocol trains 15,000 (experiments/paper.toml)."""
+    early_stop_step: int = 5000
+    """At this step, stop the run if no env has yet scored above the starting score (the Jiminy protocol: 5,000);
+    0 never stops early."""
     seed: int = 1
-    """Seed of everything; env i gets Frotz seed seed + i."""
+    """Seed of everything (Python, NumPy, torch and the envs' Frotz RNG)."""
+    env_seeds: Literal["same", "distinct"] = "same"
+    """Frotz seed of each env: same (every env gets seed, as the Jiminy protocol's 8 envs all get 1) or distinct
+    (env i gets seed + i)."""
     start_percentage: float = 0.0
     """Start every episode this far (%) into the walkthrough."""
     episode_steps: int = 100
@@ -89,7 +100,7 @@ class TrainConfig:
     Jiminy Cricket paper, one line for both policies so that they differ only in what they do with a flag (a
     value model's card threshold is what ``galad value score`` reports as harmful)."""
     cmps_weight: float = 10.0
-    """CMPS: Q - weight * 1[P(harm) > threshold], when acting and in TD targets."""
+    """CMPS: Q - weight * 1[P(harm) > threshold], when acting and in TD targets (cmps also on the regressed Q)."""
     value_model: str = ""
     """Value model: empty for GALAD's own trained model, else a Hugging Face id or local folder."""
     context_mode: ContextMode | None = None
@@ -118,12 +129,13 @@ class TrainConfig:
     def resolved_context_mode(self) -> ContextMode:
         if self.context_mode is not None:
             return self.context_mode
-        return "action" if self.agent == "cmps" else "context"
+        return "action" if self.agent in ("cmps", "cmps-persistent") else "context"
 
     def validate(self) -> "TrainConfig":
         checks = [
             (self.envs >= 1, "envs must be >= 1"),
             (self.steps >= 1, "steps must be >= 1"),
+            (self.early_stop_step >= 0, "early_stop_step must be >= 0 (0: never stop early)"),
             (self.seed >= 1, "seed must be >= 1 (Frotz treats 0 as 'seed from the clock')"),
             (0 <= self.start_percentage < 100, "start_percentage must be in [0, 100)"),
             (self.episode_steps >= 1, "episode_steps must be >= 1"),

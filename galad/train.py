@@ -36,10 +36,10 @@ from galad.atomic import atomic_file
 from galad.candidates.base import CandidateSource, GameState
 from galad.candidates.lm import load_generator
 from galad.candidates.valid import ValidActionSource, ValidConfig
-from galad.config import TrainConfig, load_json_config
+from galad.config import SCORING_AGENTS, TrainConfig, load_json_config
 from galad.env.annotations import CATEGORIES
 from galad.env.registry import get_game
-from galad.env.vector import EnvPool, EnvView
+from galad.env.vector import EnvPool, EnvView, env_seeds
 from galad.errors import ConfigError
 from galad.evaluate import evaluate_run
 from galad.metrics import category_sums, immorality, percent_completion
@@ -50,6 +50,9 @@ from galad.values.loading import ensure_trained, load_scorer, trained_games
 from galad.values.oracle import LookaheadOracle
 
 log = logging.getLogger(__name__)
+
+NO_CANDIDATE = ("wait", "yes", "no")
+"""The actions of a state for which the source proposed none (as upstream)."""
 
 
 class StopRequested(KeyboardInterrupt):
@@ -82,7 +85,7 @@ def seed_everything(seed: int) -> None:
 def make_pool(cfg: TrainConfig) -> EnvPool:
     """The run's envs, each in its own worker process."""
     get_game(cfg.game).require_installed()
-    return EnvPool(cfg.envs, cfg.seed, with_engine_state=cfg.candidates == "valid", game=cfg.game,
+    return EnvPool(env_seeds(cfg.envs, cfg.seed, cfg.env_seeds == "distinct"), with_engine_state=cfg.candidates == "valid", game=cfg.game,
                    start_percentage=cfg.start_percentage, step_limit=cfg.episode_steps, step_timeout=cfg.step_timeout)
 
 
@@ -114,15 +117,16 @@ def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer: HarmScore
         return policies.OraclePolicy(LookaheadOracle(pool.lookahead))
     if scorer is None:
         raise ConfigError(f"the {cfg.agent} policy needs a value model")
-    if cfg.agent == "cmps":
-        return policies.CMPSPolicy(scorer, cfg.resolved_harm_threshold(), cfg.cmps_weight)
+    if cfg.agent in ("cmps", "cmps-persistent"):
+        return policies.CMPSPolicy(scorer, cfg.resolved_harm_threshold(), cfg.cmps_weight,
+                                   penalise_prediction=cfg.agent == "cmps")
     return policies.GaladPolicy(scorer, cfg.resolved_harm_threshold())
 
 
 def prepare_value_model(cfg: TrainConfig) -> None:
-    """The step before a cmps or galad run: refuse a value model that read this game's annotations, and train
+    """The step before a run that scores candidates (cmps, cmps-persistent, galad): refuse a value model that read this game's annotations, and train
     our own model if it is not trained yet (once, the first time it is needed)."""
-    if cfg.agent not in ("cmps", "galad"):
+    if cfg.agent not in SCORING_AGENTS:
         return
     if cfg.game in trained_games(cfg.value_model or None):
         raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
@@ -156,7 +160,7 @@ def build_pieces(cfg: TrainConfig, run: RunFolder, disk_cache: bool = True) -> P
     try:
         source = make_candidate_source(cfg, run.valid_cache if disk_cache else False)
         scorer = None
-        if cfg.agent in ("cmps", "galad"):
+        if cfg.agent in SCORING_AGENTS:
             scorer = load_value_model(cfg, ScoreCache(run.value_cache if disk_cache else None))
         return Pieces(pool, source, make_policy(cfg, pool, scorer))
     except BaseException:
@@ -175,6 +179,9 @@ class EpisodeTracker:
     steps: int = 0
     label_vectors: list = field(default_factory=list)
     starting_score: int = 0
+    max_score: int = 0
+    """The highest score of the episode so far: as upstream's ``EnvCALM.max_score``, it starts at the starting
+    score in an env's first episode and at 0 after a reset."""
 
 
 @dataclass
@@ -192,10 +199,17 @@ class TrainerState:
     pending: list[Transition | None] = field(default_factory=list)
     """Per env, the last transition, waiting for its next state's candidates."""
     episode_buffers: list[list[Transition]] = field(default_factory=list)
-    """Per env, the running episode's transitions (they go to priority replay if it ties the best score)."""
-    best_score: int = -10**9
+    """Per env, the running episode's transitions."""
+    finished: list[tuple[int, list[Transition]] | None] = field(default_factory=list)
+    """Per env, the last finished episode's max score and transitions, until the env's next step decides whether
+    they enter the priority memory (upstream decides at the reset after ``done``)."""
+    max_score_seen: int = 0
+    """The highest score any env has reached at any step (upstream's ``max_score``, which starts at 0); each new
+    high clears the priority memory."""
     cumulative_immorality: int = 0
     finished_episodes: int = 0
+    stopped_early: bool = False
+    """The run stopped at ``early_stop_step`` without progress."""
 
     def __post_init__(self) -> None:
         n = self.envs
@@ -203,6 +217,7 @@ class TrainerState:
         self.episodes = self.episodes or [EpisodeTracker() for _ in range(n)]
         self.pending = self.pending or [None] * n
         self.episode_buffers = self.episode_buffers or [[] for _ in range(n)]
+        self.finished = self.finished or [None] * n
 
 
 class Stopwatch:
@@ -250,7 +265,7 @@ class Trainer:
         else:
             self.state.views = self.pool.reset()
             for ep, v in zip(self.state.episodes, self.state.views):
-                ep.starting_score = v.info.get("starting_score", 0)
+                ep.starting_score = ep.max_score = v.info.get("starting_score", 0)
             purge = None
         self.writer = SummaryWriter(str(run.path), purge_step=purge)
         self.transcripts = [open(run.transcript(i), "a", encoding="utf-8") for i in range(cfg.envs)]
@@ -281,7 +296,7 @@ class Trainer:
         clock.start()
         states = self._states()
         candidates = self.source.propose(states)
-        candidates = [c or ["look"] for c in candidates]  # a state with no candidate still needs an action
+        candidates = [c or list(NO_CANDIDATE) for c in candidates]  # a state with no candidate still needs an action
         clock.lap("candidates")
         restrictions = self.policy.restrict([scene_context(s.obs, s.look) for s in states], candidates)
         clock.lap("policy")
@@ -305,10 +320,14 @@ class Trainer:
         clock.lap("env")
         ended = []
         for i, (view, new) in enumerate(zip(st.views, new_views)):
+            self._decide_priority(i)
             ep = st.episodes[i]
             ep.steps += 1
             ep.label_vectors += new.info["label_vectors"]
-            t = Transition(encoded[i], action_ids[i][choice[i]], float(new.reward), None, [], [], new.terminated)
+            self._track_score(ep, new.info["score"])
+            penalty = restrictions[i].penalties[choice[i]] if self.policy.penalise_prediction else 0.0
+            t = Transition(encoded[i], action_ids[i][choice[i]], float(new.reward), None, [], [], new.terminated,
+                           penalty)
             self._write_transcript(i, view, restrictions[i], actions[i], q[i], new)
             if new.terminated or new.truncated:
                 t.next_state, t.next_actions, t.next_penalties = encoded[i], [], []
@@ -323,8 +342,30 @@ class Trainer:
         self._reset_ended(ended)
         clock.lap("bookkeeping")  # transcripts, episode ends, resets
         st.step += 1
+        if st.step == self.cfg.early_stop_step and st.max_score_seen == st.episodes[-1].starting_score:
+            st.stopped_early = True  # as upstream: no env scored above the start in this many steps
         return {"removed": sum(len(r.removed) for r in restrictions),
                 "total": sum(len(r.kept) + len(r.removed) for r in restrictions), "update": update}
+
+    def _track_score(self, ep: EpisodeTracker, score: int) -> None:
+        """The episode's and the run's highest score; a new high empties the priority memory (as upstream)."""
+        ep.max_score = max(ep.max_score, score)
+        if score > self.state.max_score_seen:
+            self.state.max_score_seen = score
+            self.agent.memory.clear_alpha()
+
+    def _decide_priority(self, i: int) -> None:
+        """Env ``i``'s last finished episode enters the priority memory if its max score is at least the highest
+        score seen so far; decided where upstream decides (when the env is next processed, after the envs before
+        it in this step)."""
+        st = self.state
+        if st.finished[i] is None:
+            return
+        max_score, transitions = st.finished[i]
+        if max_score >= st.max_score_seen:
+            for t in transitions:
+                self.agent.memory.push(t, priority=True)
+        st.finished[i] = None
 
     def _remember(self, i: int, t: Transition) -> None:
         self.agent.memory.push(t)
@@ -337,17 +378,13 @@ class Trainer:
         for i, v in zip(ended, self.pool.reset(ended)):
             st.views[i] = v
             st.prev[i] = ("", "")
-            st.episodes[i] = EpisodeTracker(st.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0))
+            st.episodes[i] = EpisodeTracker(st.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0), 0)
 
     def _end_episode(self, i: int) -> None:
         st = self.state
         ep, v = st.episodes[i], st.views[i]
         score = v.info["score"]
-        # transitions of an episode that matched the best score so far also go to the priority memory
-        if score >= st.best_score:
-            for t in st.episode_buffers[i]:
-                self.agent.memory.push(t, priority=True)
-        st.best_score = max(st.best_score, score)
+        st.finished[i] = (ep.max_score, st.episode_buffers[i])
         st.episode_buffers[i] = []
         imm = immorality(ep.label_vectors)
         st.cumulative_immorality += imm
@@ -441,7 +478,7 @@ class Trainer:
         t0, s0 = time.perf_counter(), st.step
         removed = total = 0
         with logging_redirect_tqdm():
-            while st.step < cfg.steps:
+            while st.step < cfg.steps and not st.stopped_early:
                 if self.stop_requested:
                     raise StopRequested
                 out = self.train_step()
@@ -457,6 +494,8 @@ class Trainer:
                     self.save_checkpoint()
                 bar.update(1)
         bar.close()
+        if st.stopped_early:
+            log.info("stopped early at step %d: no env scored above the starting score", st.step)
         self.save_checkpoint()
         self.write_profile(st.step - s0, time.perf_counter() - t0)
         return self.finish()
@@ -492,6 +531,7 @@ class Trainer:
     def finish(self) -> dict:
         self.close_files()
         summary = evaluate_run(self.run.path)
+        summary["stopped_early_at"] = self.state.step if self.state.stopped_early else None
         self.run.write_summary(summary)
         return summary
 

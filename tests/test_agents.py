@@ -106,3 +106,64 @@ def test_tests_get_one_torch_thread():
 @pytest.mark.torch_threads(2)
 def test_the_torch_threads_marker_gives_a_test_more():
     assert torch.get_num_threads() == 2
+
+
+def _t(reward: float, penalty: float = 0.0, action=(1,), next_actions=(), next_penalties=(), done=True):
+    s = EncodedState([1, 2], [3], [4])
+    return Transition(s, list(action), reward, EncodedState([2, 1], [3], [4]), [list(a) for a in next_actions],
+                      list(next_penalties), done, penalty)
+
+
+def test_replay_batch_is_short_while_priority_memory_is_nearly_empty():
+    """As upstream: int(0.5 · 64) from alpha, capped by what alpha holds, and 32 from beta: no top-up."""
+    mem = PrioritizedReplay(1000, 0.5)
+    for _ in range(100):
+        mem.push(_t(0.0))
+    for _ in range(3):
+        mem.push(_t(1.0), priority=True)
+    batch = mem.sample(64, random.Random(0))
+    assert len(batch) == 35 and sum(x.reward == 1.0 for x in batch) == 3
+    mem.clear_alpha()
+    assert len(mem.alpha) == 0 and len(mem.sample(64, random.Random(0))) == 32
+    mem.push(_t(1.0), priority=True)  # refills from the start
+    assert mem.alpha_pos == 1 and len(mem.alpha) == 1
+
+
+@pytest.mark.parametrize("penalty", [10.0, 0.0])
+def test_td_loss_regresses_q_minus_penalty_onto_the_penalised_target(penalty):
+    """target = r + γ·max(Q(s′,·) − next penalties); regressed = Q(s, a) − penalty (cmps) or Q(s, a) (variant)."""
+    torch.manual_seed(0)
+    agent = DRRNAgent(20, 8, 8, 1e-3, 0.9, 1, 4, 0.0, 5.0, seed=0)
+    t = _t(0.5, penalty, action=(5,), next_actions=((6,), (7, 8)), next_penalties=(10.0, 0.0), done=False)
+    agent.memory.push(t)
+    nq = agent.q_values([t.next_state], [t.next_actions])[0]
+    target = 0.5 + 0.9 * max(float(nq[0]) - 10.0, float(nq[1]))
+    q = float(agent.q_values([t.state], [[t.action]])[0][0]) - penalty
+    expected = abs(q - target) - 0.5 if abs(q - target) > 1 else 0.5 * (q - target) ** 2
+    loss, mean_q = agent.update()
+    assert loss == pytest.approx(expected, rel=1e-5) and mean_q == pytest.approx(q, rel=1e-5)
+
+
+@pytest.mark.parametrize("agent_name, p_flagged", [("cmps", 0.5), ("cmps-persistent", 0.0)])
+def test_cmps_fixed_point_in_a_one_state_toy(agent_name, p_flagged):
+    """One state, two terminal actions of equal reward, one flagged. Upstream's CMPS regresses Q − 10·flag, so the
+    flagged action's raw Q learns the penalty away and softmax(Q − 10·flag) ends near 50/50; the persistent
+    variant regresses the raw Q, so the flagged action stays 10 below and is (almost) never taken."""
+    from galad.config import TrainConfig
+    from galad.train import make_policy
+
+    policy = make_policy(TrainConfig(agent=agent_name), scorer=WordScorer(("kick", 0.9)))
+    (r,) = policy.restrict(["o"], [["kick cat", "wait"]])
+    assert r.penalties == [10.0, 0.0]
+    torch.manual_seed(0)
+    agent = DRRNAgent(20, 16, 16, 1e-2, 0.9, 16, 64, 0.0, 5.0, seed=0)
+    actions = [[5], [6]]
+    for a, pen in zip(actions, r.penalties):
+        for _ in range(16):
+            agent.memory.push(_t(1.0, pen if policy.penalise_prediction else 0.0, action=a))
+    for _ in range(600):
+        agent.update()
+    q = agent.q_values([EncodedState([1, 2], [3], [4])], [actions])[0]
+    p = torch.softmax(q - torch.tensor(r.penalties), 0)
+    assert float(p[0]) == pytest.approx(p_flagged, abs=0.1)
+    assert float(q[1]) == pytest.approx(1.0, abs=0.3)

@@ -31,7 +31,8 @@ class EncodedState:
 
 @dataclass
 class Transition:
-    """One step of experience (next candidates and their penalties for the TD target)."""
+    """One step of experience: the next state's candidates and their penalties (for the TD target), and the
+    penalty on the taken action's predicted Q (CMPS as in the Jiminy Cricket code; 0 otherwise)."""
 
     state: EncodedState
     action: list[int]
@@ -40,6 +41,7 @@ class Transition:
     next_actions: list[list[int]]
     next_penalties: list[float]
     done: bool
+    penalty: float = 0.0
 
 
 class DRRNNetwork(nn.Module):
@@ -89,7 +91,10 @@ class DRRNNetwork(nn.Module):
 
 
 class PrioritizedReplay:
-    """Replay memory with a priority part (transitions of the best-scoring episodes) and a normal part."""
+    """Replay memory with a priority part (alpha: transitions of the best-scoring episodes) and a normal part
+    (beta), as in the CALM / Jiminy Cricket code: a batch takes ``int(fraction · size)`` from alpha and the rest
+    of its size from beta, each capped by what the part holds, so a batch is short while alpha is nearly empty
+    (early on, and after each :meth:`clear_alpha`)."""
 
     def __init__(self, capacity: int, priority_fraction: float):
         self.priority_fraction = priority_fraction
@@ -113,9 +118,14 @@ class PrioritizedReplay:
                 self.beta[self.beta_pos] = t
             self.beta_pos = (self.beta_pos + 1) % self.beta_capacity
 
+    def clear_alpha(self) -> None:
+        """Empty the priority part (on every new best score)."""
+        self.alpha, self.alpha_pos = [], 0
+
     def sample(self, batch_size: int, rng: random.Random) -> list[Transition]:
-        n_alpha = min(int(self.priority_fraction * batch_size), len(self.alpha))
-        n_beta = min(batch_size - n_alpha, len(self.beta))
+        share = int(self.priority_fraction * batch_size)
+        n_alpha = min(share, len(self.alpha))
+        n_beta = min(batch_size - share, len(self.beta))
         batch = rng.sample(self.alpha, n_alpha) + rng.sample(self.beta, n_beta)
         rng.shuffle(batch)
         return batch
@@ -149,7 +159,11 @@ class DRRNAgent:
         return out
 
     def update(self) -> tuple[float, float] | None:
-        """One TD update; returns (loss, mean Q) or None while the memory is smaller than a batch."""
+        """One TD update; returns (loss, mean Q) or None while the memory is smaller than a batch.
+
+        The target is ``r + γ · max(Q(s′,·) − penalties)`` (no bootstrap at a terminal state); the regressed value
+        is ``Q(s, a) − penalty``. With CMPS's penalty on both, as upstream, a flagged action that gets replayed
+        learns its raw Q up by the penalty; with the penalty in the target only, it persists."""
         if len(self.memory) < self.batch_size:
             return None
         batch = self.memory.sample(self.batch_size, self.rng)
@@ -161,8 +175,8 @@ class DRRNAgent:
                 if not t.done and len(nq):
                     best = float((nq - torch.tensor(t.next_penalties, dtype=nq.dtype)).max())
                 targets.append(t.reward + self.gamma * best)
-        q = self.network([t.state for t in batch], [[t.action] for t in batch])
-        q = torch.cat(q)
+        q = torch.cat(self.network([t.state for t in batch], [[t.action] for t in batch]))
+        q = q - torch.tensor([t.penalty for t in batch], dtype=q.dtype)  # CMPS: Q - w·flag is what is regressed
         loss = F.smooth_l1_loss(q, torch.tensor(targets, dtype=q.dtype))
         self.optimizer.zero_grad()
         loss.backward()

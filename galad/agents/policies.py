@@ -1,7 +1,10 @@
 """Policies: the small component between candidate actions and the Q-network.
 
 * ``drrn``: unconstrained (CALM's DRRN).
-* ``cmps``: commonsense-morality policy shaping: ``Q − w · 1[P(harm) > τ]`` when acting and in TD targets.
+* ``cmps``: commonsense-morality policy shaping as in the Jiminy Cricket code: ``Q − w · 1[P(harm) > τ]`` when
+  acting, in TD targets and on the regressed Q(s, a) (so a replayed flagged action learns the penalty away).
+* ``cmps-persistent``: the same penalty when acting and in TD targets only; the regressed Q is the raw one, so
+  the penalty persists (a stronger baseline than the paper's).
 * ``galad``: GALAD's restriction: candidates with ``P(harm) > τ`` are dropped before the Q-network; when
   every candidate is flagged the least harmful is kept.
 * ``oracle``: the same restriction by ground truth: each candidate is tried by lookahead and dropped when
@@ -42,6 +45,8 @@ class Policy:
 
     name = "drrn"
     scorer: HarmScorer | None = None
+    penalise_prediction = False
+    """Whether the TD update regresses ``Q(s, a) − penalty`` of the taken action (CMPS as upstream)."""
 
     @property
     def value_model(self) -> str | None:
@@ -56,9 +61,13 @@ class Policy:
 class CMPSPolicy(Policy):
     name = "cmps"
 
-    def __init__(self, scorer: HarmScorer, threshold: float, weight: float):
-        """``threshold``: tau, the run's (the scorer's own card threshold is not used)."""
+    def __init__(self, scorer: HarmScorer, threshold: float, weight: float, penalise_prediction: bool = True):
+        """``threshold``: tau, the run's (the scorer's own card threshold is not used). ``penalise_prediction``:
+        also subtract the taken action's penalty from the Q-value the TD update regresses (upstream's form,
+        ``cmps``); off, ``cmps-persistent``."""
         self.scorer, self.threshold, self.weight = scorer, threshold, weight
+        self.penalise_prediction = penalise_prediction
+        self.name = "cmps" if penalise_prediction else "cmps-persistent"
 
     def restrict(self, contexts, candidates):
         probs = _score_batched(self.scorer, contexts, candidates)

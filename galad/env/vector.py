@@ -92,22 +92,28 @@ def _worker(conn, kwargs: dict, with_state: bool) -> None:  # pragma: no cover -
             conn.send((False, exc))
 
 
+def env_seeds(n: int, seed: int, distinct: bool = False) -> list[int]:
+    """The Frotz seeds of ``n`` envs: ``seed`` for all (the Jiminy Cricket protocol runs its 8 envs at seed 1), or
+    ``seed + i`` for env ``i`` when ``distinct``."""
+    return [seed + i if distinct else seed for i in range(n)]
+
+
 class EnvPool:
-    """``n`` JiminyEnvs in worker processes; env ``i`` gets Frotz seed ``seed + i``.
+    """JiminyEnvs in worker processes, one per Frotz seed.
 
     Args:
-        n: number of envs.
+        seeds: env ``i``'s Frotz seed (their number is the number of envs; :func:`env_seeds` makes the list).
         with_engine_state: include the engine snapshot in every view (for lookahead candidate sources).
         **env_kwargs: passed to :class:`JiminyEnv` (``game``, ``start_percentage``, ``step_limit``, ...).
     """
 
-    def __init__(self, n: int, seed: int, with_engine_state: bool = False, **env_kwargs):
+    def __init__(self, seeds: Sequence[int], with_engine_state: bool = False, **env_kwargs):
         self._pending: list[int] | None = None
         ctx = mp.get_context("spawn")  # workers import no torch: spawn keeps them small and fork-safe
         self.conns, self.procs = [], []
-        for i in range(n):
+        for i, seed in enumerate(seeds):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(child, {**env_kwargs, "seed": seed + i}, with_engine_state),
+            p = ctx.Process(target=_worker, args=(child, {**env_kwargs, "seed": seed}, with_engine_state),
                             daemon=True, name=f"galad-env-{i}")
             p.start()
             child.close()

@@ -22,9 +22,17 @@ def scene_context(obs: str, look: str = "") -> str:
     return " ".join((look + " " + obs).split())
 
 
+GO_DIRECTIONS = frozenset({"north", "south", "east", "west", "northwest", "northeast", "southwest", "southeast",
+                           "down", "up", "in", "out"})
+"""Actions that the reference's CMPS input writes as ``go <direction>`` (its list: full words only)."""
+
+
 def action_text(action: str) -> str:
-    """The CMPS input for an action: ``"I {action}."`` (reference quirk: first person, full stop)."""
+    """The value model's text for an action, as the reference's CMPS input: ``"I {action}."`` (first person, full
+    stop), with ``go`` before a bare direction from :data:`GO_DIRECTIONS` (``"I go north."``)."""
     a = " ".join(action.strip().split())
+    if a in GO_DIRECTIONS:
+        a = "go " + a
     return f"I {a}." if a else "I wait."
 
 
