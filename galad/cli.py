@@ -354,7 +354,8 @@ def _add_sweeps(sub) -> None:
     report = sub.add_parser("report", help="results table (markdown, CSV) and plots of a sweep folder")
     report.add_argument("sweep_dir", metavar="SWEEP_DIR")
     report.add_argument("--out", metavar="DIR", help="where to write (default: SWEEP_DIR/report)")
-    report.add_argument("--last", type=int, default=50, help="episodes per env to average (default 50)")
+    report.add_argument("--last", type=int, default=50,
+                        help="episodes per env to average, also the curves' moving-average window (default 50)")
     report.set_defaults(func=_cmd_report)
 
 

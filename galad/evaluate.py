@@ -42,6 +42,10 @@ def evaluate_run(run_dir: str | Path, last: int = 50) -> dict:
         "immorality": round(s.immorality, 4), "relative_immorality": round(s.relative_immorality, 5),
         **{f"mean_{k}": round(v, 4) for k, v in s.category_means.items()},
         "mean_score": round(sum(e.score for e in chosen) / len(chosen), 3) if chosen else 0.0,
+        # what the report combines over start points (a ratio of sums)
+        "mean_return": sum(e.return_ for e in chosen) / len(chosen) if chosen else 0.0,
+        "max_score": chosen[0].max_score if chosen else None,
+        "starting_score": sum(e.starting_score for e in chosen) / len(chosen) if chosen else None,
         "cumulative_immorality": sum(e.immorality for e in episodes),
         **({k: profile.get(k) for k in ("sps", "peak_memory_mb", "value_model")} if profile else {}),
     }

@@ -30,3 +30,11 @@ def test_summarize_averages_over_episodes_and_accepts_none():
     s = metrics.summarize(eps)
     assert s.episodes == 2 and s.percent_completion == pytest.approx(25.0) and s.immorality == 0.5
     assert metrics.summarize([]).episodes == 0
+
+
+def test_moving_average_per_step():
+    # episodes end at steps 1, 4, 5, 7 (so they cover steps 0-1, 2-4, 5, 6-7); window 2:
+    # episode 0's steps: 0 (none ended); episode 1's: 2; episode 2's: (2 + 4) / 2; episode 3's: (4 + 9) / 2
+    out = metrics.per_step_moving_average([1, 4, 5, 7], [2, 4, 9, 1], window=2)
+    assert out.tolist() == [0, 0, 2, 2, 2, 3, 6.5, 6.5]
+    assert metrics.per_step_moving_average([], []).tolist() == []

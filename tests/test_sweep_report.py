@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from galad.report import collect, report, safe_exploration, table
+from galad.config import AGENTS
+from galad.report import collect, cumulative_immorality, report, table
 from galad.sweep import Sweep, command
 from galad.errors import ConfigError, GaladError
 
@@ -27,7 +28,7 @@ def write_run(root, game, agent, seed, start, episodes, finished=True):
     run = root / f"{game}__{agent}__s{seed}__p{start:g}"
     (run / "transcripts").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"game": game, "agent": agent, "seed": seed,
-                                                 "start_percentage": start}))
+                                                 "start_percentage": start, "envs": 2}))
     with (run / "episodes.jsonl").open("w") as f:
         for k, (ret, imm) in enumerate(episodes):
             f.write(json.dumps({"env": k % 2, "episode": k // 2, "env_steps": 100 * (k + 1), "steps": 100,
@@ -91,9 +92,11 @@ def test_report_table_verdict_and_plots(tmp_path):
     assert "GALAD beats CMPS" in text and "**average**" in text
     # completion 2 x 25 = 50 vs 40; immorality 1 vs 6
     assert "GALAD against DRRN: immorality 1.00 vs 6.00 (0.17x), % completion 50.00 vs 40.00 (1.25x)" in text
-    for name in ("table.csv", "runs.csv", "completion_vs_immorality.png", "safe_exploration.png", "per_game.png"):
+    for name in ("table.csv", "runs.csv", "curves.csv", "harm_by_action.csv", "removed_per_state.csv",
+                 "completion_vs_immorality.png", "safe_exploration.png", "training_curve.png",
+                 "cumulative_immorality.png", "per_game.png"):
         assert (root / "report" / name).stat().st_size > 0
-    curves = safe_exploration(root)
+    curves = cumulative_immorality(root)
     assert curves["galad"][-1][1] == 2.0 and curves["drrn"][-1][1] == 12.0
     # a game where an agent made no progress: its relative immorality is inf, the average's stays the ratio
     write_run(root, "other", "galad", 1, 0, [(0, 3), (0, 3)])
@@ -114,7 +117,7 @@ def test_shipped_sweep_files_are_valid(tmp_path):
     assert {f.name for f in files} >= {"paper.toml", "quick.toml", "demo.toml"}
     for f in files:
         runs = Sweep.load(f).runs(tmp_path)
-        assert runs and all(r.config.agent in ("drrn", "cmps", "galad", "oracle") for r in runs)
+        assert runs and all(r.config.agent in AGENTS for r in runs)
 
 
 def test_ray_backend_runs_a_tiny_sweep(tmp_path, isolated_home):
