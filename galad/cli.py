@@ -422,7 +422,7 @@ def _add_value(sub) -> None:
 _BUDGET_HELP = "most candidates stepped per state, common verbs first (0: all, the default)"
 _TEXT_ONLY_HELP = ("which actions that only print text are valid: all but a verb's default refusal, none "
                    "(Jericho's definition), or marked (uses the benchmark's ground-truth annotation markers); "
-                   "default: all")
+                   "default: all, as galad train's")
 
 
 def _add_candidates(sub) -> None:

@@ -156,7 +156,9 @@ def _detect(state, text_only: str, unmarked: bool):
 def test_default_candidates_do_not_depend_on_annotation_markers(env):
     """The default modes find the same actions, groups and signatures in replies without their markers; only
     ``marked`` (the benchmark's ground truth) finds others."""
-    assert ValidConfig().text_only == "all"
+    from galad.config import TrainConfig
+
+    assert ValidConfig().text_only == TrainConfig().valid_text_only == "all"
     obs, _ = env.reset()
     for a in env.walkthrough[:12]:  # beside the cat and Tobin: hitting either only prints text (and a marker)
         obs, *_ = env.step(a)

@@ -99,7 +99,7 @@ class ValidConfig:
     two-object ones. Trades rarely used verbs' replies for speed (``galad candidates bench --budget``)."""
     text_only: Literal["all", "marked", "none"] = "all"
     """Which actions that only print text (reply not a parser failure, world unchanged) are valid: all of
-    them but a verb's default refusal (``all``), none, as
+    them but a verb's default refusal (``all``, the default, as ``galad train --valid-text-only``'s), none, as
     in Jericho (``none``), or those whose reply carries an annotation marker, i.e. a morally salient or
     rewarded event (``marked``: uses the benchmark's ground-truth annotation markers, and they separate
     actions). ``all`` and ``none`` read no marker (:func:`~galad.candidates.valid.replies.outcome_key`)."""
