@@ -199,9 +199,11 @@ def _cmd_candidates(args: argparse.Namespace) -> int:
 
     if args.candidates_command == "bench":
         bench_candidates(args.games, states=args.states, marker_states=args.marker_states, json_out=args.json,
-                         jericho=not args.no_jericho, workers=args.workers, budgets=args.budget)
+                         jericho=not args.no_jericho, workers=args.workers, budgets=args.budget,
+                         text_only=args.text_only)
         return 0
-    return show_candidates(args.game, at=args.at, source=args.source, workers=args.workers, budget=args.budget)
+    return show_candidates(args.game, at=args.at, source=args.source, workers=args.workers, budget=args.budget,
+                           text_only=args.text_only)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -419,6 +421,9 @@ def _add_value(sub) -> None:
 
 
 _BUDGET_HELP = "most candidates stepped per state, common verbs first (0: all, the default)"
+_TEXT_ONLY_HELP = ("which actions that only print text are valid: all but a verb's default refusal, none "
+                   "(Jericho's definition), or marked (uses the benchmark's ground-truth annotation markers); "
+                   "default: all, as galad train's")
 
 
 def _add_candidates(sub) -> None:
@@ -429,6 +434,7 @@ def _add_candidates(sub) -> None:
     show.add_argument("--source", choices=["valid", "lm"], default="valid", help="candidate source")
     show.add_argument("--workers", type=int, default=None, help="worker processes (0: in this process)")
     show.add_argument("--budget", type=int, default=0, metavar="N", help=_BUDGET_HELP)
+    show.add_argument("--text-only", choices=["all", "none", "marked"], default=None, help=_TEXT_ONLY_HELP)
     show.set_defaults(func=_cmd_candidates)
 
     bench = candidates.add_parser("bench", help="ours against Jericho's valid actions on the same walkthrough states")
@@ -439,6 +445,7 @@ def _add_candidates(sub) -> None:
                        help="extra states whose walkthrough action triggers a marker")
     bench.add_argument("--budget", type=int, nargs="+", default=[0], metavar="N",
                        help=_BUDGET_HELP + "; several to compare")
+    bench.add_argument("--text-only", choices=["all", "none", "marked"], default=None, help=_TEXT_ONLY_HELP)
     bench.add_argument("--no-jericho", action="store_true", help="time ours only")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(func=_cmd_candidates)

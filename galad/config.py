@@ -107,10 +107,14 @@ class TrainConfig:
     """Scorer input: action only ("I {action}.") or observation + action; default: action for cmps, context for galad."""
     max_candidates: int = 30
     """Candidates the language model proposes per state (top-k; the valid-action source proposes all it finds)."""
-    valid_text_only: Literal["all", "marked", "none"] = "marked"
+    valid_text_only: Literal["all", "marked", "none"] = "all"
     """Valid-action source: which actions that change nothing but the text count as valid: all but a verb's
-    default refusal, those whose reply carries an annotation marker (a morally salient or rewarded event),
-    or none (Jericho's definition); actions with the same effect on the world are one action."""
+    default refusal (all, one action per distinct world and reply), none (Jericho's definition, one action per
+    effect on the world), or marked (uses the benchmark's ground-truth annotation markers: keeps the replies
+    that carry one, and markers separate effects; the earlier default, which the committed training results
+    ran with). all and none read no marker; all is the default: on the candidates table's states it recalls
+    more walkthrough actions than none and marked and nearly marked's marker actions, at about 10x none's actions
+    per state (experiments/results/candidates/README.md)."""
     valid_budget: int = 0
     """Valid-action source: most candidates stepped per state, the verbs players type most first (0: all; a budget
     finds fewer rarely used verbs' and two-object replies: measured in experiments/results/candidates/, and by

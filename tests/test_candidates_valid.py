@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from galad.candidates.valid.grammar import load_grammar
 from galad.candidates.valid import ValidActionSource, ValidConfig, game_state_from_env
+from galad.candidates.valid.replies import outcome_key
 from galad.env.jiminy import JiminyEnv
 
 
@@ -116,11 +118,60 @@ def test_marked_mode_keeps_what_changes_the_world_or_fires_a_marker(env):
         outs = {o.action: o for o in src.evaluate("demo", env.get_state(), [a for g in det.groups.values() for a in g])}
     assert len(det.actions) < len(everything.actions) / 3  # no "smell", "sing", "jump over the sky"
     for rep, group in det.groups.items():
-        assert all(outs[a].effect == outs[rep].effect for a in group)  # one effect per action ...
+        key = outcome_key(outs[rep], "marked")
+        assert all(outcome_key(outs[a], "marked") == key for a in group)  # one effect and markers per action ...
         assert all(outs[a].changed or "[ID:" in outs[a].text for a in group)  # ... that counts
-    assert len({outs[r].effect for r in det.actions}) == len(det.actions)
+    assert len({outcome_key(outs[r], "marked") for r in det.actions}) == len(det.actions)
     # synonyms are named by the verb players use most; the cottage's exit by its compass direction
     assert {"take bowl", "east", "open jar"} <= set(det.actions)
+
+
+class _Unmarked:
+    """A libfrotz whose replies come without annotation markers, as the player reads them."""
+
+    def __init__(self, lib):
+        self._lib = lib
+
+    def __getattr__(self, name):
+        return getattr(self._lib, name)
+
+    def step(self, command: bytes) -> bytes:
+        from galad.candidates.valid.probe import ANNOTATION
+
+        return re.sub(ANNOTATION.pattern.encode(), b"", self._lib.step(command))
+
+
+def _detect(state, text_only: str, unmarked: bool):
+    from galad.candidates.valid.source import _story
+
+    with ValidActionSource(ValidConfig(workers=0, threads=1, text_only=text_only)) as src:
+        if unmarked:
+            prober = src._engines.prober(*_story(state.game))
+            prober._lib = _Unmarked(prober._lib)
+        det = src.detect(state)
+        outs = src.evaluate(state.game, state.engine_state, ["hit cat", "pet cat", "hit old", "eat porridge"])
+    return det, outs
+
+
+def test_default_candidates_do_not_depend_on_annotation_markers(env):
+    """The default modes find the same actions, groups and signatures in replies without their markers; only
+    ``marked`` (the benchmark's ground truth) finds others."""
+    from galad.config import TrainConfig
+
+    assert ValidConfig().text_only == TrainConfig().valid_text_only == "all"
+    obs, _ = env.reset()
+    for a in env.walkthrough[:12]:  # beside the cat and Tobin: hitting either only prints text (and a marker)
+        obs, *_ = env.step(a)
+    state = game_state_from_env(env, obs)
+    for mode in ("all", "none", "marked"):
+        seen, outs = _detect(state, mode, unmarked=False)
+        blind, blind_outs = _detect(state, mode, unmarked=True)
+        assert "[ID:" in outs[0].text and "lash out" in blind_outs[0].text and "[ID:" not in blind_outs[0].text
+        keys = [outcome_key(o, mode) for o in outs]  # what separates actions in this mode
+        blind_keys = [outcome_key(o, mode) for o in blind_outs]
+        same = (seen.actions, seen.groups, seen.signatures, keys) == (blind.actions, blind.groups, blind.signatures,
+                                                                      blind_keys)
+        assert same == (mode != "marked"), mode
 
 
 def test_disk_cache_is_shared_by_sources_and_the_first_detection_wins(env, isolated_home, monkeypatch):

@@ -4,8 +4,10 @@ The benchmark walks each game's walkthrough and, at evenly spaced steps plus ste
 triggers an annotation marker, times :class:`~galad.candidates.valid.ValidActionSource` and Jericho's
 ``get_valid_actions`` (its grammar bindings borrowed by game name; the object tree is off, it is meaningless
 on these unsupported builds) on the same states, in the same process. Recall of the walkthrough's next
-action is judged by resulting state: a method recalls it when one of its actions leads to the same world
-(object table, score) and reply as the walkthrough action (the same signature our detector collapses on).
+action is judged by resulting state: a method recalls it when one of its actions is the same action as the
+walkthrough's by the outcome our detector collapses on (:func:`~galad.candidates.valid.replies.outcome_key`: the
+same world and reply with ``text_only="all"``, the same effect on the world with ``none``, and the same markers
+too with ``marked``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 
 from galad.atomic import write_json_atomic
 from galad.candidates.valid.grammar import JERICHO_BINDINGS
+from galad.candidates.valid.replies import outcome_key
 from galad.candidates.valid.source import (
     ValidActionSource,
     ValidConfig,
@@ -35,8 +38,9 @@ def _walk_to(env, step: int) -> str:
 
 
 def show_candidates(game: str | None, at: int = 0, source: str = "valid", workers: int | None = None,
-                    budget: int = 0) -> int:
-    """Print the candidates at walkthrough step ``at`` of ``game`` with the time taken."""
+                    budget: int = 0, text_only: str | None = None) -> int:
+    """Print the candidates at walkthrough step ``at`` of ``game`` with the time taken (``text_only``:
+    :attr:`ValidConfig.text_only`, its default when None)."""
     from galad.env.jiminy import JiminyEnv
 
     env = JiminyEnv(game)
@@ -53,7 +57,7 @@ def show_candidates(game: str | None, at: int = 0, source: str = "valid", worker
     w = default_workers() if workers is None else workers
     if budget < 0:
         raise ConfigError(f"--budget must be >= 0 (0: every candidate), got {budget}")
-    with ValidActionSource(ValidConfig(workers=w, budget=budget)) as src:
+    with ValidActionSource(ValidConfig(workers=w, budget=budget, text_only=text_only or ValidConfig.text_only)) as src:
         det = src.detect(state)
     nxt = env.walkthrough[at] if at < len(env.walkthrough) else None
     print(f"{env.game} at step {at}: {len(det.actions)} valid actions from {det.n_candidates} candidates "
@@ -100,10 +104,12 @@ def _jericho_env(story: str, bindings_name: str):
 
 
 def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, json_out: str | None = None,
-                     jericho: bool = True, workers: int | None = None, budgets: Sequence[int] = (0,)) -> list[dict]:
-    """Time and score ours (once per ``budgets`` entry: :attr:`ValidConfig.budget`, 0 for all candidates) and
-    Jericho's valid actions on the same walkthrough states; print a row per game and budget and return the
-    rows (``row["ours"][str(budget)]``)."""
+                     jericho: bool = True, workers: int | None = None, budgets: Sequence[int] = (0,),
+                     text_only: str | None = None) -> list[dict]:
+    """Time and score ours (once per ``budgets`` entry: :attr:`ValidConfig.budget`, 0 for all candidates;
+    ``text_only``: :attr:`ValidConfig.text_only`, its default when None) and Jericho's valid actions on the
+    same walkthrough states; print a row per game and budget and return the rows
+    (``row["ours"][str(budget)]``)."""
     from galad.env.registry import list_games
 
     if not games:
@@ -112,8 +118,9 @@ def bench_candidates(games: list[str], states: int = 8, marker_states: int = 4, 
     if any(b < 0 for b in budgets):
         raise ConfigError(f"--budget must be >= 0 (0: every candidate), got {min(budgets)}")
     w = default_workers() if workers is None else workers
+    mode = text_only or ValidConfig.text_only
     rows = []
-    srcs = {b: ValidActionSource(ValidConfig(workers=w, budget=b)) for b in budgets}
+    srcs = {b: ValidActionSource(ValidConfig(workers=w, budget=b, text_only=mode)) for b in budgets}
     for game in games:
         rows.append(_bench_game(game, srcs, states, marker_states, jericho))
         _print_row(rows[-1])
@@ -136,14 +143,15 @@ def _bench_game(game: str, srcs: dict[int, ValidActionSource], states: int, mark
     jenv, note = (None, "")
     if jericho and game in JERICHO_BINDINGS:
         jenv, note = _jericho_env(_story(game)[1], JERICHO_BINDINGS[game])
-    rec = {"game": game, "jericho_s": [], "jericho_hit": [], "jericho_marker_hit": [], "jericho_n": [],
-           "jericho_note": note,
+    mode = next(iter(srcs.values())).config.text_only
+    rec = {"game": game, "text_only": mode, "jericho_s": [], "jericho_hit": [], "jericho_marker_hit": [],
+           "jericho_n": [], "jericho_note": note,
            "ours": {str(b): {"s": [], "hit": [], "marker_hit": [], "n": [], "stepped": []} for b in srcs}}
     judge = next(iter(srcs.values()))
     for step in sorted(set(even) | set(pick_m)):
         obs = _walk_to(env, step)
         st = game_state_from_env(env, obs, wt[step - 1] if step else "")
-        target = judge.evaluate(game, env.get_state(), [wt[step]])[0].signature
+        target = outcome_key(judge.evaluate(game, env.get_state(), [wt[step]])[0], mode)
         picked = (step in even, step in pick_m)
         for b, src in srcs.items():
             _time_ours(src, st, target, rec["ours"][str(b)], *picked)
@@ -180,11 +188,13 @@ def _pick_states(n: int, marker_steps: list[int], states: int, marker_states: in
 
 
 def _time_ours(src: ValidActionSource, state, target: str, ours: dict, even: bool, marked: bool) -> None:
-    """Detect a state's actions, recording the time, the count, and whether ``target``'s outcome is among them."""
+    """Detect a state's actions, recording the time, the count, and whether one of them has the outcome key
+    ``target``."""
     t0 = time.perf_counter()
     det = src.detect(state)
     ours["s"].append(time.perf_counter() - t0)
-    hit = target in det.signatures.values()
+    mode = src.config.text_only
+    hit = target in {outcome_key(o, mode) for o in src.evaluate(state.game, state.engine_state, det.actions)}
     if even:
         ours["hit"].append(hit)
     if marked:
@@ -194,7 +204,7 @@ def _time_ours(src: ValidActionSource, state, target: str, ours: dict, even: boo
 
 
 def _time_jericho(jenv, env, judge: ValidActionSource, target: str, rec: dict, even: bool, marked: bool) -> None:
-    """Jericho's valid actions at ``env``'s state, timed; whether one has ``target``'s outcome (``judge``
+    """Jericho's valid actions at ``env``'s state, timed; whether one has the outcome key ``target`` (``judge``
     steps them)."""
     jenv.set_state(env.get_state()[0])
     t0 = time.perf_counter()
@@ -202,17 +212,19 @@ def _time_jericho(jenv, env, judge: ValidActionSource, target: str, rec: dict, e
         warnings.simplefilter("ignore")
         acts = jenv.get_valid_actions(use_object_tree=False)
     rec["jericho_s"].append(time.perf_counter() - t0)
-    sigs = {o.signature for o in judge.evaluate(rec["game"], env.get_state(), acts) if o.signature}
+    mode = judge.config.text_only
+    keys = {outcome_key(o, mode) for o in judge.evaluate(rec["game"], env.get_state(), acts) if o.status == "valid"}
     if even:
-        rec["jericho_hit"].append(target in sigs)
+        rec["jericho_hit"].append(target in keys)
     if marked:
-        rec["jericho_marker_hit"].append(target in sigs)
+        rec["jericho_marker_hit"].append(target in keys)
     rec["jericho_n"].append(len(acts))
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action; the first
-    budget's at the top level, every budget's under ``"budgets"``."""
+    """Medians over games: detection time, speed-up over Jericho, recall of the walkthrough action; medians
+    over every state: candidates stepped and distinct valid actions; the first budget's at the top level, every
+    budget's under ``"budgets"``."""
     both = [r for r in rows if r["jericho_s"]]
     out: dict = {"games": len(rows), "budgets": {}}
     for b in (rows[0]["ours"] if rows else {}):
@@ -226,6 +238,7 @@ def summarize(rows: list[dict]) -> dict:
             "walkthrough_recall_ours_where_jericho_runs": _frac(_ours(both, b, "hit")),
             "marker_recall_ours_where_jericho_runs": _frac(_ours(both, b, "marker_hit")),
             "median_candidates_stepped": statistics.median(_ours(rows, b, "stepped")),
+            "median_valid_actions": statistics.median(_ours(rows, b, "n")),
         }
     if out["budgets"]:
         out.update(next(iter(out["budgets"].values())))

@@ -90,7 +90,15 @@ VOCABULARY_FAILURES = re.compile(
     re.I,
 )
 
+ANNOTATION = re.compile(r"\[(?:ID|RWD_ID|EVENT)[^\]]*\]")
+"""An annotation marker of the Jiminy Cricket games, printed in the raw text and never shown to the player: a
+morally salient event (``[ID: ...]``), a custom reward (``[RWD_ID: ...]``) or the game's end (``[EVENT: ...]``).
+The benchmark's ground truth: left out of outcome signatures and effects; only ``text_only="marked"`` reads
+them (:func:`~galad.candidates.valid.replies.outcome_key`)."""
 MARKER = re.compile(r"\[(?:ID|RWD_ID|EVENT|RIDX)[^\]]*\]")
+"""An annotation marker or the compressed-text index ``[RIDX: n]`` of trinity and ballyhoo: what
+``text_only="marked"`` counts as a marker, and what is cut from a reply before it is judged (parser failure,
+default refusal)."""
 _SPACE_RUN = re.compile(r"[ \t]{3,}")  # status lines pad with runs of spaces; no failure pattern spans one
 
 
@@ -113,8 +121,9 @@ class Outcome:
     status: Status
     """``valid``, ``invalid`` (parser failure), ``halted`` or ``timeout``."""
     signature: str = ""
-    """Hash of the resulting world (object table, score) and reply: equal signatures are one action (empty
-    for a parser failure, which changes nothing)."""
+    """Hash of the resulting world (object table, score, game end) and the reply as the player sees it (no
+    annotation markers): equal signatures are one outcome (empty for a parser failure, which changes
+    nothing)."""
     text: str = ""
     """The reply (raw game text)."""
     changed: bool = False
@@ -122,8 +131,8 @@ class Outcome:
     world: bytes = b""
     """The resulting object region when asked for and it differs from the saved one (else empty)."""
     effect: str = ""
-    """Hash of the resulting world, score, game end and the annotation markers of the reply, not the rest of
-    its text: equal effects are one action for an agent (Jericho's grouping, plus the markers)."""
+    """Hash of the resulting world, score and game end, not of the reply: equal effects are one action for an
+    agent (Jericho's grouping)."""
 
 
 @cache
@@ -369,9 +378,8 @@ class Prober:
                 changed = real or score != snap.score or over
                 eff = hashlib.blake2b(world if diff else snap.world_digest, digest_size=16)
                 eff.update(repr((score, over)).encode())
-                eff.update("".join(MARKER.findall(text)).encode("utf-8", "replace"))
                 sig = eff.copy()
-                sig.update(normalise(text).encode("utf-8", "replace"))
+                sig.update(normalise(ANNOTATION.sub("", text)).encode("utf-8", "replace"))
                 valid = not bad or score != snap.score or over
                 out.append(Outcome(action, "valid" if valid else "invalid", sig.hexdigest(), text, changed,
                                    world if keep_world else b"", eff.hexdigest()))

@@ -3,7 +3,9 @@
 A candidate the parser understood is valid when it changes the world; one that only prints text is valid too
 (``text_only="all"``), unless its template gives that same reply, object names masked, for several objects: the
 verb's default refusal ("You can't wear the _."). :func:`collapse` then keeps one representative action per
-distinct outcome, the :class:`Detection`.
+distinct outcome (:func:`outcome_key`), the :class:`Detection`. Only ``text_only="marked"`` reads the annotation
+markers of the replies (the benchmark's ground truth); the other modes find the same actions in replies with the
+markers cut out.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def body(text: str) -> str:
 
 def judge(outcomes: list[Outcome], grammar: Grammar, template_of: dict[str, str], text_only: str) -> None:
     """Mark invalid the text-only outcomes that ``text_only`` (:attr:`ValidConfig.text_only`) does not keep:
-    a verb's default refusals (``all``), those without an annotation marker (``marked``), all (``none``)."""
+    a verb's default refusals (``all``), those without a :data:`~galad.candidates.valid.probe.MARKER`
+    (``marked``), all (``none``)."""
     if text_only == "all":
         mark_default_replies(outcomes, template_of, grammar)
         return
@@ -102,14 +105,24 @@ def representative(actions: list[str]) -> str:
     return min(actions, key=rank)
 
 
-def collapse(outcomes: list[Outcome], by_effect: bool = False) -> Detection:
-    """One action per distinct outcome: by signature (world and reply), or with ``by_effect`` by effect
-    (world, score and annotation markers: what an agent's choice changes)."""
+def outcome_key(o: Outcome, text_only: str) -> str:
+    """What makes two outcomes one action under ``text_only`` (:attr:`ValidConfig.text_only`): the world and the
+    reply as the player sees it (``all``: text-only replies are actions, each its own), the effect on the world
+    (``none``), or the effect and the reply's markers (``marked``, which reads the benchmark's ground truth)."""
+    if text_only == "all":
+        return o.signature
+    if text_only == "marked":
+        return o.effect + "".join(MARKER.findall(o.text))
+    return o.effect
+
+
+def collapse(outcomes: list[Outcome], text_only: str) -> Detection:
+    """One action per distinct :func:`outcome_key` among the valid outcomes."""
     groups: dict[str, list[Outcome]] = {}
     skipped = []
     for o in outcomes:
         if o.status == "valid":
-            groups.setdefault(o.effect if by_effect else o.signature, []).append(o)
+            groups.setdefault(outcome_key(o, text_only), []).append(o)
         elif o.status in ("halted", "timeout"):
             skipped.append(o)
     reps: dict[str, list[str]] = {}

@@ -15,7 +15,9 @@ Pipeline for one state (:meth:`ValidActionSource.detect`):
    only prints text, unless its template gives that same reply
    (object names masked) for several objects (the verb's default refusal). Whether the world changed is
    judged on the object table minus what a turn of ``look``/``inventory`` moves (the clock's noise).
-   Candidates with the same resulting world and reply collapse into one (``n``/``north``).
+   Candidates with the same resulting world and reply collapse into one (``n``/``north``); with
+   ``text_only`` ``none`` or ``marked``, those with the same effect on the world
+   (:func:`~galad.candidates.valid.replies.outcome_key`).
 4. Fewer candidates: ZIL syntax lines tell which objects must be held or must not be (``take``), borrowed
    templates running the same action routine are tried once, and templates the parser rejected for their
    words ("There was no verb in that sentence") are remembered per game and skipped, as are actions that
@@ -97,8 +99,10 @@ class ValidConfig:
     two-object ones. Trades rarely used verbs' replies for speed (``galad candidates bench --budget``)."""
     text_only: Literal["all", "marked", "none"] = "all"
     """Which actions that only print text (reply not a parser failure, world unchanged) are valid: all of
-    them but a verb's default refusal (``all``), those whose reply carries an annotation marker, i.e. a
-    morally salient or rewarded event (``marked``), or none, as in Jericho (``none``)."""
+    them but a verb's default refusal (``all``, the default, as ``galad train --valid-text-only``'s), none, as
+    in Jericho (``none``), or those whose reply carries an annotation marker, i.e. a morally salient or
+    rewarded event (``marked``: uses the benchmark's ground-truth annotation markers, and they separate
+    actions). ``all`` and ``none`` read no marker (:func:`~galad.candidates.valid.replies.outcome_key`)."""
     prefer_jericho: bool = True
     """Use Jericho's grammar bindings where it has them for the game (else the story's own grammar)."""
     remember_hazards: bool = True
@@ -228,7 +232,7 @@ class ValidActionSource:
                     if o.status == "invalid" and _ASKS_FOR_SECOND.search(o.text)}
             second = self._ranked(second, grammar, said, lead)[: max(0, budget - len(first))]
         outcomes += self._evaluate_and_judge(state.game, engine_state, second, noise, grammar, broken)
-        det = collapse(outcomes, by_effect=cfg.text_only != "all")
+        det = collapse(outcomes, cfg.text_only)
         det.objects = objects
         det.n_candidates = len(first) + len(second)
         return det
