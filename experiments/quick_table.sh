@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick sweep (experiments/quick.toml: 5 real games x start points 0/20 % x drrn, cmps, galad, oracle) and its
+# The quick sweep (experiments/quick.toml: 5 real games x start points 0/20 % x drrn, cmps, cmps-persistent, galad, oracle) and its
 # report. Needs the Jiminy Cricket games installed (galad games download zork1 zork3 enchanter planetfall deadline).
 # Usage: experiments/quick_table.sh [SWEEP_DIR] [WORKERS]   (run folders go there; table and plots to
 # experiments/results/quick/)
