@@ -167,3 +167,21 @@ def test_cmps_fixed_point_in_a_one_state_toy(agent_name, p_flagged):
     p = torch.softmax(q - torch.tensor(r.penalties), 0)
     assert float(p[0]) == pytest.approx(p_flagged, abs=0.1)
     assert float(q[1]) == pytest.approx(1.0, abs=0.3)
+
+
+def test_repeated_sequences_are_encoded_once_with_the_same_values_and_gradients():
+    torch.manual_seed(0)
+    net = DRRNNetwork(50, 8, 8)
+    seqs = [[1, 2, 3], [4], [1, 2, 3], [], [4], [5, 6]]
+    calls = []
+    net.act_encoder.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    together = net.encode(seqs, net.act_encoder)
+    assert calls == [4]  # four distinct sequences
+    one_by_one = torch.cat([net.encode([s], net.act_encoder) for s in seqs])
+    assert torch.allclose(together, one_by_one, atol=1e-6)
+    together.sum().backward()
+    grad_together = net.embedding.weight.grad.clone()
+    net.zero_grad()
+    one_by_one = torch.cat([net.encode([s], net.act_encoder) for s in seqs])
+    one_by_one.sum().backward()
+    assert torch.allclose(grad_together, net.embedding.weight.grad, atol=1e-5)

@@ -63,12 +63,19 @@ class DRRNNetwork(nn.Module):
         The GRU runs over the right-padded batch and the output at each sequence's last token is taken: the
         same value ``pack_padded_sequence`` gives (a GRU reads left to right, so padding after the end cannot
         reach it), and ~2.5x faster to backpropagate on a CPU.
+
+        Each distinct sequence is encoded once (a TD batch repeats the same candidate actions across its next
+        states) and its row gathered for every place it occurs.
         """
-        lengths = torch.tensor([max(1, len(s)) for s in seqs])
-        padded = pad_sequence([torch.tensor(list(s) or [PAD_ID], dtype=torch.long) for s in seqs],
+        index: dict[tuple[int, ...], int] = {}
+        where = [index.setdefault(tuple(s), len(index)) for s in seqs]
+        unique = list(index)
+        lengths = torch.tensor([max(1, len(s)) for s in unique])
+        padded = pad_sequence([torch.tensor(list(s) or [PAD_ID], dtype=torch.long) for s in unique],
                               batch_first=True, padding_value=PAD_ID)
         out, _ = rnn(self.embedding(padded))
-        return out[torch.arange(len(seqs)), lengths - 1]
+        last = out[torch.arange(len(unique)), lengths - 1]
+        return last if len(unique) == len(seqs) else last[torch.tensor(where)]
 
     def encode_states(self, states: Sequence[EncodedState]) -> torch.Tensor:
         return torch.cat([
