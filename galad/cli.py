@@ -235,37 +235,52 @@ def _print_lm_metrics(card: dict) -> None:
             print(f"  {when:6s} states={m['states']} cands/state={m['candidates_per_state']:.1f}  " + "  ".join(parts))
 
 
-def _cmd_lm_train(args: argparse.Namespace) -> int:
-    from galad.candidates.lm.train import LMTrainConfig, train_lm
+def _holdout(args: argparse.Namespace) -> list[str]:
+    """``--holdout``: the games given; without ``--folds`` the default hold-out when none is given, with it none
+    (each fold holds out its own)."""
+    from galad.candidates.lm.train import DEFAULT_HOLDOUT
 
-    cfg = LMTrainConfig(base=args.base, games=args.games or None, holdout=args.holdout,
+    if args.holdout is not None:
+        return args.holdout
+    return [] if args.folds else list(DEFAULT_HOLDOUT)
+
+
+def _cmd_lm_train(args: argparse.Namespace) -> int:
+    from galad.candidates.lm.train import LMTrainConfig, train_folds, train_lm
+
+    cfg = LMTrainConfig(base=args.base, games=args.games or None, holdout=_holdout(args),
                         eval_states_per_game=args.eval_states, k=args.k, out=args.out,
                         evaluate_before=not args.no_eval_before, finetune=_lm_finetune_cfg(args))
-    card = train_lm(cfg)
-    t = card["train"]
-    print(f"fine-tuned {card['base']} on {t['examples']} pairs from {len(card['train_games'])} games "
-          f"({t['steps']} steps, {t['seconds']} s, loss {t['first_loss']:.3f} -> {t['last_loss']:.3f}) -> {card['out']}")
-    print(f"held out: {' '.join(card['holdout'])}")
-    _print_lm_metrics(card)
+    for card in train_folds(cfg, args.folds) if args.folds else [train_lm(cfg)]:
+        t = card["train"]
+        print(f"fine-tuned {card['base']} on {t['examples']} pairs from {len(card['train_games'])} games "
+              f"({t['steps']} steps, {t['seconds']} s, loss {t['first_loss']:.3f} -> {t['last_loss']:.3f}) -> "
+              f"{card['out']}")
+        print(f"held out: {' '.join(card['holdout'])}")
+        _print_lm_metrics(card)
     return 0
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from galad.candidates.lm.distill import DistillConfig, distill
+    from galad.candidates.lm.distill import DistillConfig, distill, distill_folds
+    from galad.errors import ConfigError
 
+    if args.folds and (args.games or args.holdout is not None or args.out or args.generator != "trained"):
+        raise ConfigError("--folds distils each fold generator on its own games into its own folder: drop "
+                          "--generator, --games, --holdout and --out")
     cfg = DistillConfig(generator=args.generator, value_model=args.value_model, context_mode=args.context_mode,
                         threshold=args.threshold, mode=args.mode, mine_states=args.mine_states,
-                        control=args.control, games=args.games or None, holdout=args.holdout,
+                        control=args.control, games=args.games or None, holdout=_holdout(args),
                         eval_states_per_game=args.eval_states, k=args.k, out=args.out,
                         evaluate_before=not args.no_eval_before, finetune=_lm_finetune_cfg(args))
-    card = distill(cfg)
-    what = "control (value model ignored)" if card["config"]["control"] else "distilled"
-    print(f"{what} with {card['value_model']} (threshold {card['threshold']}): dropped "
-          f"{card['pairs']['flagged']}/{card['pairs']['total']} walkthrough pairs, "
-          f"{card.get('negatives', {}).get('flagged', 0)} negatives mined -> {card['out']}")
-    _print_lm_metrics(card)
-    if "summary" in card:
-        print("  " + "  ".join(f"{k}={v:.3f}" for k, v in card["summary"].items() if v is not None))
+    for card in distill_folds(cfg) if args.folds else [distill(cfg)]:
+        what = "control (value model ignored)" if card["config"]["control"] else "distilled"
+        print(f"{what} with {card['value_model']} (threshold {card['threshold']}): dropped "
+              f"{card['pairs']['flagged']}/{card['pairs']['total']} walkthrough pairs, "
+              f"{card.get('negatives', {}).get('flagged', 0)} negatives mined -> {card['out']}")
+        _print_lm_metrics(card)
+        if "summary" in card:
+            print("  " + "  ".join(f"{k}={v:.3f}" for k, v in card["summary"].items() if v is not None))
     return 0
 
 
@@ -456,8 +471,9 @@ def _lm_train_args(parser: argparse.ArgumentParser, max_examples: int) -> None:
     from galad.candidates.lm.train import DEFAULT_HOLDOUT
 
     parser.add_argument("--games", nargs="*", metavar="GAME", help="training games (default: all available)")
-    parser.add_argument("--holdout", nargs="*", metavar="GAME", default=list(DEFAULT_HOLDOUT),
-                        help=f"games kept out of training and evaluated on (default: {' '.join(DEFAULT_HOLDOUT)})")
+    parser.add_argument("--holdout", nargs="*", metavar="GAME", default=None,
+                        help=f"games kept out of training and evaluated on (default: {' '.join(DEFAULT_HOLDOUT)}; "
+                             "none with --folds)")
     parser.add_argument("--eval-states", type=int, default=12, metavar="N", help="held-out states per game")
     parser.add_argument("--k", type=int, default=30, help="candidates per state")
     parser.add_argument("--max-examples", type=int, default=max_examples, metavar="N",
@@ -474,10 +490,21 @@ def _lm_train_args(parser: argparse.ArgumentParser, max_examples: int) -> None:
 
 
 def _add_lm(sub) -> None:
+    from galad.candidates.lm.folds import DEFAULT_FOLDS
+
     lm = _subcommands(sub, "lm", "the CALM-style action generator: train, bench, distill")
-    train = lm.add_parser("train", help="fine-tune the generator on walkthrough pairs; recall@k on held-out games")
+    train = lm.add_parser(
+        "train", help="fine-tune the generator on walkthrough pairs; recall@k on held-out games",
+        description="Fine-tune the action generator on walkthrough context -> action pairs. A generator that "
+                    "read a game's walkthrough is never used on that game (galad train refuses it), so train "
+                    f"cross-fitted ones for runs on every game: --folds {DEFAULT_FOLDS} deals the available games "
+                    f"into {DEFAULT_FOLDS} folds and trains one generator per fold on the games outside it "
+                    "(GALAD_HOME/lm/galad-lm-fold<j>); each card lists the games it read and held out.")
     train.add_argument("--base", default=None,
                        help="starting model: hub id (gpt2), folder, or none for the offline SmolLM2-135M")
+    train.add_argument("--folds", type=int, nargs="?", const=DEFAULT_FOLDS, default=None, metavar="K",
+                       help=f"train K cross-fitted generators, fold j on every game outside fold j (K default "
+                            f"{DEFAULT_FOLDS}; games dealt round-robin after a shuffle by --seed)")
     _lm_train_args(train, 400)
     train.set_defaults(func=_cmd_lm_train)
 
@@ -493,6 +520,9 @@ def _add_lm(sub) -> None:
 
     distill = lm.add_parser("distill", help="action distillation: fine-tune the generator on value-approved actions")
     distill.add_argument("--generator", default="trained", help="generator to distil (default: the galad lm train one)")
+    distill.add_argument("--folds", action="store_true",
+                         help="distil every cross-fitted generator of galad lm train --folds, each on its own games "
+                              "(GALAD_HOME/lm/galad-lm-distilled-fold<j>)")
     distill.add_argument("--value-model", default=None, help="value model spec (default: the project's)")
     distill.add_argument("--context-mode", choices=["action", "context"], default="action")
     distill.add_argument("--threshold", type=float, default=None,

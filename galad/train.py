@@ -35,6 +35,7 @@ from galad.agents.tokenizer import load_or_train
 from galad.atomic import atomic_file
 from galad.candidates.base import CandidateSource, GameState
 from galad.candidates.lm import load_generator
+from galad.candidates.lm.folds import resolve_generator
 from galad.candidates.valid import ValidActionSource, ValidConfig
 from galad.config import SCORING_AGENTS, TrainConfig, load_json_config
 from galad.env.annotations import CATEGORIES
@@ -132,6 +133,13 @@ def prepare_value_model(cfg: TrainConfig) -> None:
         raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
                           f"pick one that holds {cfg.game} out (the default does)")
     ensure_trained(cfg.value_model or None)
+
+
+def prepare_generator(cfg: TrainConfig) -> None:
+    """The step before an lm run: refuse it unless a generator that never read this game's walkthrough is there
+    (:func:`~galad.candidates.lm.folds.resolve_generator`, which :func:`make_candidate_source` loads)."""
+    if cfg.candidates == "lm":
+        resolve_generator(cfg.game, cfg.agent)
 
 
 @dataclass
@@ -584,6 +592,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         cfg.validate()
         get_game(cfg.game).require_installed()  # fail before creating a run folder
     prepare_value_model(cfg)
+    prepare_generator(cfg)
     if not resume:
         run = RunFolder.new(cfg, run_name)
     trainer = make_trainer(cfg, run, resume=bool(resume))

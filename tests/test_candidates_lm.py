@@ -15,8 +15,10 @@ from galad.candidates.lm import (
     is_meta,
     load_generator,
     normalise_action,
+    read_card,
 )
 from galad.config import POLICY_HARM_THRESHOLD
+from galad.errors import ConfigError
 
 
 def tiny_lm(seed: int = 0):
@@ -140,8 +142,11 @@ def test_train_generate_distill_on_demo(home):
     assert b["uncached_states_per_s"] > 0 and b["cached_states_per_s"] > b["uncached_states_per_s"]
     assert b["one_state_plain_generate_s"] > 0
 
-    # the trainer's factory loads the fine-tuned generator from the cache
-    gen = load_generator("demo", "drrn", k=10)
+    # the card records the games it read; the trainer's factory refuses it on them
+    assert card["read_games"] == ["demo"] and read_card(lm_dir() / "galad-lm")["read_games"] == ["demo"]
+    with pytest.raises(ConfigError, match="never read demo's walkthrough"):
+        load_generator("demo", "drrn", k=10)
+    gen = LMGenerator("trained", LMConfig.for_k(10))
     ev = eval_states(["demo"], 4)
     fresh = eval_states(["demo"], 12, skip_per_game=4)  # a confirmation sample: none of the first's states
     assert 0 < len(fresh.states) < 12
@@ -155,22 +160,30 @@ def test_train_generate_distill_on_demo(home):
 
         G("distilled")
 
-    dcard = distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], eval_states_per_game=4, k=10,
-                                  mine_states=6, finetune=ft), scorer=KeywordScorer(p=0.45), progress=False)
+    # distilling the generator that read demo, evaluated on demo, is refused before anything loads
+    with pytest.raises(ConfigError, match="generator 'trained' was trained on the walkthrough of demo"):
+        distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], finetune=ft),
+                scorer=KeywordScorer(), progress=False)
+    # a fresh model that read nothing (labelled as the base): distilled on demo, which the card then lists
+    tok, model = tiny_lm(1)
+    dcard = distill(DistillConfig(generator="base", games=["demo"], holdout=[], eval_games=["demo"],
+                                  eval_states_per_game=4, k=10, mine_states=6, finetune=ft),
+                    scorer=KeywordScorer(p=0.45), tokenizer=tok, model=model, progress=False)
     # "pet cat" is in the walkthrough; P(harm) 0.45 is under the scorer's own 0.5 but over the policies' tau
     assert dcard["threshold"] == POLICY_HARM_THRESHOLD
     assert dcard["pairs"]["flagged"] >= 1
     assert "harm_gt_others" in dcard["before"] and "harm_vm" in dcard["after"]
     assert (lm_dir() / "galad-lm-distilled" / "config.json").is_file()
-    g2 = load_generator("demo", "galad", k=10)
-    assert "distilled" in g2.name
+    assert read_card(lm_dir() / "galad-lm-distilled")["read_games"] == ["demo"]
+    g2 = LMGenerator("distilled", LMConfig.for_k(10))
     assert all(len(c) <= 10 for c in g2.propose([s for s in ev.states]))
 
     # the control: the same fine-tuning without the value model's judgement, in its own folder
     distilled_weights = (lm_dir() / "galad-lm-distilled" / "model.safetensors").read_bytes()
-    ccard = distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], eval_states_per_game=4, k=10,
-                                  mine_states=6, control=True, evaluate_before=False, finetune=ft),
-                    scorer=KeywordScorer(), progress=False)
+    tok, model = tiny_lm(1)
+    ccard = distill(DistillConfig(generator="base", games=["demo"], holdout=[], eval_games=["demo"],
+                                  eval_states_per_game=4, k=10, mine_states=6, control=True, evaluate_before=False,
+                                  finetune=ft), scorer=KeywordScorer(), tokenizer=tok, model=model, progress=False)
     assert ccard["pairs"]["flagged"] == 0 and "negatives" not in ccard and "before" not in ccard
     assert "after" in ccard and "summary" not in ccard
     assert ccard["out"].endswith("galad-lm-distill-control")
@@ -180,8 +193,9 @@ def test_train_generate_distill_on_demo(home):
     leaky = KeywordScorer()
     leaky.trained_games = ("demo",)
     with pytest.raises(LMError, match="trained on the annotations of demo"):
-        distill(DistillConfig(games=["demo"], holdout=[], eval_games=["demo"], eval_states_per_game=4, k=10,
-                              finetune=ft), scorer=leaky, progress=False)
+        distill(DistillConfig(generator="base", games=["demo"], holdout=[], eval_games=["demo"],
+                              eval_states_per_game=4, k=10, finetune=ft), scorer=leaky, tokenizer=tok, model=model,
+                progress=False)
     assert (lm_dir() / "galad-lm-distilled" / "model.safetensors").read_bytes() == distilled_weights
 
 
@@ -197,3 +211,121 @@ def test_cli_distill_without_generator_is_one_line_exit_2(home, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "galad lm train" in err[0]
     assert main(["lm", "bench", "--model", "/nonexistent/folder", "--game", "demo"]) == 2
+
+
+# --- cross-fitting: generators that never read the game they are run on ------------------------------------
+def fake_generator(folder, card=None):
+    """A generator folder as the resolution sees it: a config.json and, if given, a card (no weights)."""
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    if card is not None:
+        (folder / "galad_lm_card.json").write_text(json.dumps(card), encoding="utf-8")
+    return folder
+
+
+def test_assign_folds_is_a_seeded_partition():
+    from galad.candidates.lm.folds import assign_folds
+    from galad.env.registry import jiminy_games
+
+    games = ["demo", *jiminy_games()]
+    folds = assign_folds(games, 5, seed=0)
+    flat = [g for f in folds for g in f]
+    assert len(games) == 26 and sorted(flat) == sorted(games)  # every game once
+    assert sorted(len(f) for f in folds) == [5, 5, 5, 5, 6]
+    assert assign_folds(list(reversed(games)), 5, seed=0) == folds  # the order given does not matter
+    assert assign_folds(games, 5, seed=1) != folds
+    for bad in (1, 27):
+        with pytest.raises(ConfigError, match="--folds"):
+            assign_folds(games, bad)
+
+
+def test_fold_generators_record_their_games_and_each_game_gets_one_that_never_read_it(home, monkeypatch):
+    import shutil
+
+    from galad.candidates.lm import lm_dir
+    from galad.candidates.lm import train as lm_train
+    from galad.candidates.lm.data import walkthrough_pairs
+    from galad.candidates.lm.folds import resolve_generator
+    from galad.candidates.lm.train import FinetuneConfig, LMTrainConfig, train_folds
+
+    # registry games need not be installed here: each game's pairs are the demo walkthrough's
+    demo_pairs = walkthrough_pairs("demo", use_cache=False)
+    monkeypatch.setattr(lm_train, "walkthrough_pairs", lambda game: list(demo_pairs))
+    games = ["demo", "zork1", "zork2", "zork3", "trinity", "witness", "deadline"]
+    tok, model = tiny_lm()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    ft = FinetuneConfig(max_examples=8, batch_size=8, train_layers=0, max_context_tokens=64, num_threads=1)
+    cards = train_folds(LMTrainConfig(games=games, holdout=[], eval_games=[], finetune=ft), 3, tok, model,
+                        progress=False)
+    # every fold started from the same base: the model handed in was copied, never trained
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in start.items())
+    assert sorted(g for c in cards for g in c["holdout"]) == sorted(games)
+    for j, card in enumerate(cards):
+        on_disk = read_card(lm_dir() / f"galad-lm-fold{j}")
+        assert on_disk["read_games"] == sorted(set(games) - set(card["holdout"])) == sorted(card["train_games"])
+        assert on_disk["holdout"] == card["holdout"] and on_disk["fold"]["index"] == j
+    # a single generator that read every game is there too: never chosen, the folds are
+    fake_generator(lm_dir() / "galad-lm", {"read_games": games})
+    for game in games:
+        for agent in ("drrn", "galad"):
+            folder = resolve_generator(game, agent)
+            card = read_card(folder)
+            assert game not in card["read_games"] and game in card["holdout"], (game, agent, folder)
+    # a distilled generator goes to the GALAD agent only, and only on games it never read
+    distilled = lm_dir() / "galad-lm-distilled"
+    shutil.copytree(lm_dir() / "galad-lm-fold0", distilled)
+    read0 = read_card(distilled)["read_games"]
+    assert resolve_generator(cards[0]["holdout"][0], "galad") == distilled
+    assert resolve_generator(cards[0]["holdout"][0], "drrn").name == "galad-lm-fold0"
+    assert resolve_generator(read0[0], "galad").name != "galad-lm-distilled"
+    # distilling the folds: each on its own fold's games; the GALAD agent then gets a distilled fold everywhere
+    from galad.candidates.lm.distill import DistillConfig, distill_folds
+
+    dcards = distill_folds(DistillConfig(eval_games=[], mine_states=2, finetune=ft), scorer=KeywordScorer(),
+                           progress=False)
+    assert [c["read_games"] for c in dcards] == [c["read_games"] for c in cards]
+    for game in games:
+        folder = resolve_generator(game, "galad")
+        assert folder.name.startswith("galad-lm-distilled-fold") and game in read_card(folder)["holdout"]
+
+
+def test_what_a_generator_read_and_the_no_record_cases(home):
+    import shutil
+
+    from galad.candidates.lm import lm_dir
+    from galad.candidates.lm.folds import games_read, require_unread, resolve_generator
+
+    assert games_read(None) == games_read("base") == games_read("gpt2") == ()  # never fine-tuned here
+    old = fake_generator(lm_dir() / "galad-lm", {"name": "galad-lm", "base": "smollm2-135m", "train_games": ["zork1"]})
+    assert games_read(str(old)) == ("zork1",)  # a card from before read_games: train_games is the whole record
+    unknown = fake_generator(lm_dir() / "somebody-elses")
+    assert games_read(str(unknown)) is None
+    with pytest.raises(ConfigError, match="no record of the games"):
+        require_unread(str(unknown), ["demo"], "")
+    require_unread(str(old), ["demo"], "")
+    with pytest.raises(ConfigError, match="trained on the walkthrough of zork1"):
+        require_unread(str(old), ["demo", "zork1"], "")
+    assert resolve_generator("demo", "drrn") == old
+    shutil.rmtree(old)
+    fake_generator(lm_dir() / "galad-lm-fold0", {"name": "galad-lm-fold0"})  # a fold card without its games
+    with pytest.raises(ConfigError, match="galad-lm-fold0 records no games"):
+        resolve_generator("demo", "drrn")
+
+
+def test_cli_train_refuses_a_generator_that_read_the_game(home, capsys, tmp_path):
+    from galad.candidates.lm import lm_dir
+    from galad.cli import main
+
+    fake_generator(lm_dir() / "galad-lm", {"read_games": ["demo", "zork1"], "holdout": ["zork2"]})
+    runs = tmp_path / "runs"
+    assert main(["train", "--game", "demo", "--candidates", "lm", "--agent", "drrn", "--run-dir", str(runs)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "never read demo's walkthrough" in err[0] and "galad lm train --folds" in err[0]
+    assert not runs.exists() or not any(runs.iterdir())  # refused before a run folder is made
+    # distillation evaluated on a game its generator read is refused the same way, before the value model loads
+    leaky = fake_generator(tmp_path / "leaky", {"read_games": ["demo"]})
+    assert main(["lm", "distill", "--generator", str(leaky), "--games", "zork1", "--holdout", "demo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained on the walkthrough of demo" in err[0]

@@ -2,9 +2,10 @@
 
 Modules: :mod:`~galad.candidates.lm.generator` (:class:`LMGenerator` and its decoding),
 :mod:`~galad.candidates.lm.files` (model files: where they live, loading, conversion, saving),
-:mod:`~galad.candidates.lm.data` (walkthrough pairs, held-out evaluation), :mod:`~galad.candidates.lm.train`
-(``galad lm train``), :mod:`~galad.candidates.lm.distill` (``galad lm distill``) and
-:mod:`~galad.candidates.lm.bench` (``galad lm bench``).
+:mod:`~galad.candidates.lm.data` (walkthrough pairs, held-out evaluation), :mod:`~galad.candidates.lm.folds`
+(which games a generator read, cross-fitting, the generator a run on a game may use),
+:mod:`~galad.candidates.lm.train` (``galad lm train``), :mod:`~galad.candidates.lm.distill` (``galad lm distill``)
+and :mod:`~galad.candidates.lm.bench` (``galad lm bench``).
 """
 
 from galad.candidates.base import DIRECTIONS

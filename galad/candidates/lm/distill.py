@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from galad.candidates.lm.data import RECALL_KS, eval_states, evaluate, split_games
-from galad.candidates.lm.files import DISTILLED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.files import DISTILLED_NAME, TRAINED_NAME, LMError, atomic_save, lm_dir, load_lm, read_card
+from galad.candidates.lm.folds import fold_name, games_read, generator_folders, require_unread
 from galad.candidates.lm.generator import LMConfig, LMGenerator
 from galad.candidates.lm.train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
 from galad.config import policy_tau
@@ -68,41 +69,55 @@ def _flags(scorer, actions: Sequence[str], contexts: Sequence[str], threshold: f
     return np.asarray(scorer.score(list(actions), list(contexts))) > threshold
 
 
-def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model=None, progress: bool = True) -> dict:
+def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model=None, progress: bool = True,
+            extra: dict | None = None) -> dict:
     """Distil the value model into the generator; write it to the cache and return its card.
 
     Args:
         cfg: settings.
         scorer: a HarmScorer (default: ``load_scorer(cfg.value_model, cfg.context_mode)``).
         tokenizer: an already loaded tokenizer (with ``model``).
-        model: an already loaded generator LM to distil (instead of ``cfg.generator``).
+        model: an already loaded generator LM to distil (instead of ``cfg.generator``, which still names it on the
+            card and says which games it read).
         progress: tqdm bars.
+        extra: more card entries (a fold generator's ``fold``).
 
     Returns:
-        The card: settings, counts of dropped pairs and mined negatives, ``before``/``after`` metrics.
+        The card: settings, games (``read_games``: the distillation's training games and every game the starting
+        generator read), counts of dropped pairs and mined negatives, ``before``/``after`` metrics.
+
+    Raises:
+        ConfigError: the starting generator read a game evaluated on, or records no games while there are some
+            to evaluate on.
     """
     cfg = cfg or DistillConfig()
     ft = cfg.finetune
-    if model is None:  # first: a missing generator should fail before the value model loads (or trains)
+    # first: a missing or leaky generator should fail before the value model loads (or trains)
+    generator_read = games_read(cfg.generator)
+    train_games, hold = split_games(cfg.games, cfg.holdout)
+    if not train_games:
+        raise LMError("no training games left after the hold-out")
+    eval_games = hold if cfg.eval_games is None else cfg.eval_games
+    if eval_games:
+        require_unread(cfg.generator, eval_games, "evaluate on games it never read (--holdout)")
+    if model is None:
         tokenizer, model = load_lm(cfg.generator, ft.num_threads)
     if scorer is None:
         from galad.values.loading import load_scorer
 
         scorer = load_scorer(cfg.value_model, cfg.context_mode)
     threshold = policy_tau(cfg.threshold)
-    train_games, hold = split_games(cfg.games, cfg.holdout)
-    if not train_games:
-        raise LMError("no training games left after the hold-out")
     gen_cfg = LMConfig.for_k(cfg.k, max_context_tokens=ft.max_context_tokens, num_threads=ft.num_threads)
-    eval_games = hold if cfg.eval_games is None else cfg.eval_games
     seen = sorted(set(eval_games) & set(getattr(scorer, "trained_games", ())))
     if seen:
         raise LMError(f"value model {scorer.name} was trained on the annotations of {', '.join(seen)}: evaluate on "
                       f"other games (--holdout) or use a value model that holds them out")
     ev = eval_states(eval_games, cfg.eval_states_per_game) if eval_games else None
-    card: dict = {"name": CONTROL_NAME if cfg.control else DISTILLED_NAME, "generator": cfg.generator,
-                  "value_model": getattr(scorer, "name", "?"), "threshold": threshold, "train_games": train_games,
-                  "holdout": hold, "eval_games": eval_games, "config": asdict(cfg)}
+    out = Path(cfg.out) if cfg.out else lm_dir() / (CONTROL_NAME if cfg.control else DISTILLED_NAME)
+    card: dict = {"name": out.name, "generator": cfg.generator, "value_model": getattr(scorer, "name", "?"),
+                  "threshold": threshold, "train_games": train_games,
+                  "read_games": None if generator_read is None else sorted({*generator_read, *train_games}),
+                  "holdout": hold, "eval_games": eval_games, **(extra or {}), "config": asdict(cfg)}
 
     def measure() -> dict:
         return evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, ks=_recall_ks(cfg.k),
@@ -124,10 +139,44 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
         card["after"] = measure()
     if "before" in card and "after" in card:
         card["summary"] = _summary(card["before"], card["after"], cfg.k)
-    out = Path(cfg.out) if cfg.out else lm_dir() / card["name"]
     atomic_save(model, tokenizer, out, card)
     card["out"] = str(out)
     return card
+
+
+def distill_folds(cfg: DistillConfig | None = None, scorer=None, progress: bool = True) -> list[dict]:
+    """Distil every cross-fitted generator (``galad lm train --folds``): fold ``j`` on the games its generator
+    trained on, evaluated on those it held out, into ``<GALAD_HOME>/lm/galad-lm-distilled-fold<j>`` (a control
+    into ``galad-lm-distill-control-fold<j>``), so the GALAD agent gets a distilled generator on every game.
+
+    Args:
+        cfg: settings; ``generator``, ``games``, ``holdout`` and ``out`` are each fold's own.
+        scorer: a HarmScorer (default: loaded once from ``cfg.value_model``).
+        progress: tqdm bars.
+
+    Returns:
+        Each fold's card.
+    """
+    cfg = cfg or DistillConfig()
+    folds = [p for p in generator_folders(TRAINED_NAME) if p.name != TRAINED_NAME]
+    if not folds:
+        raise LMError(f"no cross-fitted generator in {lm_dir()}: run `galad lm train --folds` first")
+    if scorer is None:
+        from galad.values.loading import load_scorer
+
+        scorer = load_scorer(cfg.value_model, cfg.context_mode)
+    cards = []
+    for folder in folds:
+        card = read_card(folder) or {}
+        if card.get("read_games") is None or "fold" not in card:
+            raise LMError(f"{folder} has no fold record on its card: train the folds again (galad lm train --folds)")
+        j = card["fold"]["index"]
+        name = CONTROL_NAME if cfg.control else DISTILLED_NAME
+        log.warning("distilling %s (holding out %s)", folder.name, " ".join(card["holdout"]))
+        fold_cfg = replace(cfg, generator=str(folder), games=card["train_games"], holdout=card["holdout"],
+                           out=str(lm_dir() / fold_name(name, j)))
+        cards.append(distill(fold_cfg, scorer, progress=progress, extra={"fold": card["fold"]}))
+    return cards
 
 
 def _recall_ks(k: int) -> tuple[int, ...]:

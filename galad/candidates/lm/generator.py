@@ -8,7 +8,7 @@ short decode steps instead of 30 prefills. Meta-commands (save, restore, quit, .
 Models: any Hugging Face causal LM by hub id (``gpt2`` as in the paper, with a network) or local folder; the
 offline base is SmolLM2-135M-Instruct (:mod:`galad.candidates.lm.files`). ``galad lm train`` fine-tunes it on
 walkthrough pairs and ``galad lm distill`` puts the value model's judgement into it; :func:`load_generator` returns
-the right one.
+one that never read the game's walkthrough (:mod:`galad.candidates.lm.folds`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from galad.candidates.base import DIRECTIONS, GameState
-from galad.candidates.lm.files import DISTILLED_NAME, LMError, lm_dir, load_lm, prepare_tokenizer
+from galad.candidates.lm.files import LMError, load_lm, prepare_tokenizer
+from galad.candidates.lm.folds import resolve_generator
 
 log = logging.getLogger(__name__)
 
@@ -342,30 +343,28 @@ def _cache_of(res):
 
 # --- the trainer's factory -------------------------------------------------------------------------------
 def load_generator(game: str, agent: str, k: int = 30, config: LMConfig | None = None) -> LMGenerator:
-    """The generator ``galad train --candidates lm`` uses.
+    """The generator ``galad train --candidates lm`` uses: one that never read ``game``'s walkthrough.
 
-    The distilled generator when ``agent == "galad"`` and one exists, else the fine-tuned one. The offline
-    base is converted when missing; a missing fine-tuned generator raises (training takes minutes).
+    :func:`~galad.candidates.lm.folds.resolve_generator` picks it: for ``agent == "galad"`` a distilled generator
+    when one never read the game, else a fine-tuned one (the cross-fitted fold that held the game out, or the
+    single ``galad lm train`` generator when the game was among its held-out games).
 
     Args:
-        game: the game being played (the generators are game-agnostic; kept for the interface).
+        game: the game being played.
         agent: ``drrn``, ``cmps``, ``galad`` or ``oracle``.
         k: candidates per state.
         config: decoding settings (``k`` overrides its ``k``).
 
     Raises:
         LMError: no fine-tuned generator in the cache (the message names ``galad lm train``).
+        ConfigError: every generator in the cache read ``game``'s walkthrough.
     """
     cfg = config or LMConfig()
     cfg.k = k
     cfg.beams = max(cfg.beams, k + 10)
-    distilled = lm_dir() / DISTILLED_NAME
-    if agent == "galad" and (distilled / "config.json").is_file():
-        spec = "distilled"
-    else:
-        spec = "trained"
-    log.info("game %s, agent %s: using the %s generator", game, agent, spec)
-    return LMGenerator(spec, cfg)
+    folder = resolve_generator(game, agent)
+    log.info("game %s, agent %s: using the generator %s", game, agent, folder.name)
+    return LMGenerator(str(folder), cfg)
 
 
 def timed(fn, *args: Any) -> tuple[Any, float]:

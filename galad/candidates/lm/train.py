@@ -7,16 +7,19 @@ a weight, and "negative" pairs (actions the value model flags) are pushed below 
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from galad.candidates.lm.data import Pair, eval_states, evaluate, split_games, walkthrough_pairs
-from galad.candidates.lm.files import TRAINED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.data import Pair, available_games, eval_states, evaluate, split_games, walkthrough_pairs
+from galad.candidates.lm.files import BASE_NAME, TRAINED_NAME, LMError, atomic_save, lm_dir, load_lm
+from galad.candidates.lm.folds import DEFAULT_FOLDS, assign_folds, fold_name, games_read, require_unread
 from galad.candidates.lm.generator import LMConfig, LMGenerator, action_target, format_context
+from galad.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -222,30 +225,41 @@ def finetune(model, tok, examples: Sequence[Example], cfg: FinetuneConfig, progr
             "last_loss": sum(losses[-5:]) / len(losses[-5:]), "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progress: bool = True) -> dict:
+def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progress: bool = True,
+             extra: dict | None = None) -> dict:
     """Fine-tune the generator on walkthrough pairs; measure recall@k on held-out games before and after.
 
     Args:
         cfg: settings.
         tokenizer: an already loaded tokenizer (with ``model``; tests pass a tiny one).
-        model: an already loaded causal LM, used instead of ``cfg.base``.
+        model: an already loaded causal LM, used instead of ``cfg.base`` (which still names it on the card).
         progress: tqdm bars.
+        extra: more card entries (a fold generator's ``fold``).
 
     Returns:
-        The card written beside the model: settings, games, training statistics, ``before``/``after`` metrics.
+        The card written beside the model: settings, games (``read_games``: every game whose walkthrough the
+        generator has read, its base's included; ``holdout``), training statistics, ``before``/``after`` metrics.
+
+    Raises:
+        ConfigError: the base read a game evaluated on, or records no games while there are some to evaluate on.
     """
     cfg = cfg or LMTrainConfig()
-    if model is None:
-        tokenizer, model = load_lm(cfg.base, cfg.finetune.num_threads)
     train_games, hold = split_games(cfg.games, cfg.holdout)
     if not train_games:
         raise LMError("no training games left after the hold-out")
+    eval_games = hold if cfg.eval_games is None else cfg.eval_games
+    if eval_games:
+        require_unread(cfg.base, eval_games, "evaluate on games it never read (--holdout)")
+    base_read = games_read(cfg.base)
+    if model is None:
+        tokenizer, model = load_lm(cfg.base, cfg.finetune.num_threads)
     gen_cfg = LMConfig.for_k(cfg.k, max_context_tokens=cfg.finetune.max_context_tokens,
                              num_threads=cfg.finetune.num_threads)
-    eval_games = hold if cfg.eval_games is None else cfg.eval_games
     ev = eval_states(eval_games, cfg.eval_states_per_game) if eval_games else None
-    card: dict = {"name": TRAINED_NAME, "base": cfg.base or "smollm2-135m", "train_games": train_games,
-                  "holdout": hold, "eval_games": eval_games, "config": asdict(cfg)}
+    out = Path(cfg.out) if cfg.out else lm_dir() / TRAINED_NAME
+    card: dict = {"name": out.name, "base": cfg.base or BASE_NAME, "train_games": train_games,
+                  "read_games": None if base_read is None else sorted({*base_read, *train_games}),
+                  "holdout": hold, "eval_games": eval_games, **(extra or {}), "config": asdict(cfg)}
     if ev is not None and cfg.evaluate_before:
         card["before"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, lookahead=False,
                                   progress=progress)
@@ -255,7 +269,44 @@ def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progr
     if ev is not None:
         card["after"] = evaluate(LMGenerator(config=gen_cfg, tokenizer=tokenizer, lm=model), ev, lookahead=False,
                                  progress=progress)
-    out = Path(cfg.out) if cfg.out else lm_dir() / TRAINED_NAME
     atomic_save(model, tokenizer, out, card)
     card["out"] = str(out)
     return card
+
+
+def train_folds(cfg: LMTrainConfig | None = None, folds: int = DEFAULT_FOLDS, tokenizer=None, model=None,
+                progress: bool = True) -> list[dict]:
+    """Cross-fitted generators: the games (``cfg.games`` or every available one) dealt into ``folds`` folds
+    (:func:`~galad.candidates.lm.folds.assign_folds`, seeded by ``cfg.finetune.seed``), and fold ``j`` trained
+    by :func:`train_lm` on every game outside it, held out and evaluated on its own games, into
+    ``<GALAD_HOME>/lm/galad-lm-fold<j>``.
+
+    Args:
+        cfg: settings; ``holdout`` and ``out`` are the folds' own (``cfg.holdout`` must be empty and ``cfg.out``
+            unset).
+        folds: how many.
+        tokenizer: an already loaded tokenizer (with ``model``).
+        model: an already loaded causal LM, copied for every fold.
+        progress: tqdm bars.
+
+    Returns:
+        Each fold's card.
+    """
+    cfg = cfg or LMTrainConfig(holdout=[])
+    if cfg.holdout or cfg.out:
+        raise ConfigError("--folds holds out each fold's own games in its own folder: drop --holdout and --out")
+    games = list(cfg.games) if cfg.games else available_games()
+    parts = assign_folds(games, folds, cfg.finetune.seed)
+    cards = []
+    for j, held in enumerate(parts):
+        log.warning("fold %d of %d: holding out %s", j + 1, folds, " ".join(held))
+        fold_cfg = replace(cfg, games=[g for g in games if g not in held], holdout=held,
+                           out=str(lm_dir() / fold_name(TRAINED_NAME, j)))
+        fold_model = None if model is None else copy.deepcopy(model)
+        cards.append(train_lm(fold_cfg, tokenizer, fold_model, progress,
+                              extra={"fold": {"index": j, "folds": folds, "seed": cfg.finetune.seed}}))
+    ours = {fold_name(TRAINED_NAME, j) for j in range(folds)}
+    stale = sorted(p.name for p in lm_dir().glob(f"{TRAINED_NAME}-fold*") if p.name not in ours)
+    if stale:
+        log.warning("left in place from an earlier run (cards still tell what each read): %s", ", ".join(stale))
+    return cards
