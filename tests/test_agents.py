@@ -41,17 +41,6 @@ def test_q_values_shape_per_state():
     assert [x.shape[0] for x in q] == [2, 1]
 
 
-def test_priority_replay_draws_its_share():
-    mem = PrioritizedReplay(100, 0.5)
-    t = lambda r: Transition(EncodedState([1], [1], [1]), [1], r, EncodedState([1], [1], [1]), [], [], True)  # noqa: E731
-    for _ in range(40):
-        mem.push(t(0.0))
-    for _ in range(10):
-        mem.push(t(1.0), priority=True)
-    batch = mem.sample(16, random.Random(0))
-    assert len(batch) == 16 and sum(x.reward == 1.0 for x in batch) == 8
-
-
 def test_td_update_learns_a_reward():
     torch.manual_seed(0)
     agent = DRRNAgent(20, 8, 8, 1e-2, 0.9, 8, 64, 0.0, 5.0, seed=0)
@@ -123,6 +112,10 @@ def test_replay_batch_is_short_while_priority_memory_is_nearly_empty():
         mem.push(_t(1.0), priority=True)
     batch = mem.sample(64, random.Random(0))
     assert len(batch) == 35 and sum(x.reward == 1.0 for x in batch) == 3
+    for _ in range(37):
+        mem.push(_t(1.0), priority=True)
+    batch = mem.sample(64, random.Random(0))  # a full batch once alpha holds its share: 32 + 32
+    assert len(batch) == 64 and sum(x.reward == 1.0 for x in batch) == 32
     mem.clear_alpha()
     assert len(mem.alpha) == 0 and len(mem.sample(64, random.Random(0))) == 32
     mem.push(_t(1.0), priority=True)  # refills from the start

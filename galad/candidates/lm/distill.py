@@ -21,11 +21,12 @@ from typing import Literal
 
 import numpy as np
 
-from galad.candidates.lm.data import RECALL_KS, eval_states, evaluate, split_games
+from galad.candidates.lm.data import RECALL_KS, eval_states, evaluate
 from galad.candidates.lm.files import DISTILLED_NAME, TRAINED_NAME, LMError, atomic_save, lm_dir, load_lm, read_card
-from galad.candidates.lm.folds import fold_name, games_read, generator_folders, require_unread
+from galad.candidates.lm.folds import fold_name, games_read, generator_folders
 from galad.candidates.lm.generator import LMConfig, LMGenerator
-from galad.candidates.lm.train import Example, FinetuneConfig, GameSplitConfig, pair_example, sample_pairs
+from galad.candidates.lm.train import (Example, FinetuneConfig, GameSplitConfig, checked_split, pair_example,
+                                       sample_pairs)
 from galad.config import policy_tau
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,7 @@ def distill(cfg: DistillConfig | None = None, scorer=None, tokenizer=None, model
     ft = cfg.finetune
     # first: a missing or leaky generator should fail before the value model loads (or trains)
     generator_read = games_read(cfg.generator)
-    train_games, hold = split_games(cfg.games, cfg.holdout)
-    if not train_games:
-        raise LMError("no training games left after the hold-out")
-    eval_games = hold if cfg.eval_games is None else cfg.eval_games
-    if eval_games:
-        require_unread(cfg.generator, eval_games, "evaluate on games it never read (--holdout)")
+    train_games, hold, eval_games = checked_split(cfg, cfg.generator)
     if model is None:
         tokenizer, model = load_lm(cfg.generator, ft.num_threads)
     if scorer is None:

@@ -71,6 +71,23 @@ class GameSplitConfig:
     """Also measure the starting generator (for the before/after table)."""
 
 
+def checked_split(cfg: GameSplitConfig, generator: str | None) -> tuple[list[str], list[str], list[str]]:
+    """``(training games, held-out games, evaluation games)`` of ``cfg``, after checking that training games are
+    left and that ``generator`` (the starting generator) never read a game it is to be evaluated on.
+
+    Raises:
+        LMError: no training game left after the hold-out.
+        ConfigError: the generator read an evaluation game, or records no games while there are some.
+    """
+    train_games, hold = split_games(cfg.games, cfg.holdout)
+    if not train_games:
+        raise LMError("no training games left after the hold-out")
+    eval_games = hold if cfg.eval_games is None else cfg.eval_games
+    if eval_games:
+        require_unread(generator, eval_games, "evaluate on games it never read (--holdout)")
+    return train_games, hold, eval_games
+
+
 @dataclass
 class LMTrainConfig(GameSplitConfig):
     """``galad lm train``."""
@@ -244,12 +261,7 @@ def train_lm(cfg: LMTrainConfig | None = None, tokenizer=None, model=None, progr
         ConfigError: the base read a game evaluated on, or records no games while there are some to evaluate on.
     """
     cfg = cfg or LMTrainConfig()
-    train_games, hold = split_games(cfg.games, cfg.holdout)
-    if not train_games:
-        raise LMError("no training games left after the hold-out")
-    eval_games = hold if cfg.eval_games is None else cfg.eval_games
-    if eval_games:
-        require_unread(cfg.base, eval_games, "evaluate on games it never read (--holdout)")
+    train_games, hold, eval_games = checked_split(cfg, cfg.base)
     base_read = games_read(cfg.base)
     if model is None:
         tokenizer, model = load_lm(cfg.base, cfg.finetune.num_threads)
