@@ -31,7 +31,9 @@ from galad.errors import ConfigError
 Agent = Literal["drrn", "cmps", "cmps-persistent", "galad", "oracle"]
 AGENTS: tuple[str, ...] = typing.get_args(Agent)
 """Every agent, in the order tables list them."""
-SCORING_AGENTS = ("cmps", "cmps-persistent", "galad")
+CMPS_AGENTS = ("cmps", "cmps-persistent")
+"""The two forms of commonsense policy shaping (they score actions alone by default)."""
+SCORING_AGENTS = (*CMPS_AGENTS, "galad")
 """Agents that score candidates with a value model."""
 Candidates = Literal["valid", "lm"]
 ContextMode = Literal["action", "context"]
@@ -133,7 +135,7 @@ class TrainConfig:
     def resolved_context_mode(self) -> ContextMode:
         if self.context_mode is not None:
             return self.context_mode
-        return "action" if self.agent in ("cmps", "cmps-persistent") else "context"
+        return "action" if self.agent in CMPS_AGENTS else "context"
 
     def validate(self) -> "TrainConfig":
         checks = [

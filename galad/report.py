@@ -27,8 +27,6 @@ from galad.evaluate import evaluate_run
 from galad.metrics import per_step_moving_average, percent_completion, relative_immorality
 from galad.runs import RunFolder
 
-AGENT_ORDER = AGENTS
-"""Column order; agents not named here follow, alphabetically."""
 COLOURS = {"drrn": "tab:gray", "cmps": "tab:orange", "cmps-persistent": "tab:red", "galad": "tab:green",
            "oracle": "tab:blue"}
 METRICS = ("percent_completion", "immorality", "relative_immorality")
@@ -37,9 +35,9 @@ TOP_ACTIONS = 10
 
 
 def agent_order(agents: Iterable[str]) -> list[str]:
-    """The agents present, in :data:`AGENT_ORDER`, then the others alphabetically."""
+    """The agents present, in :data:`galad.config.AGENTS`, then the others alphabetically."""
     present = set(agents)
-    return [a for a in AGENT_ORDER if a in present] + sorted(present - set(AGENT_ORDER))
+    return [a for a in AGENTS if a in present] + sorted(present - set(AGENTS))
 
 
 def collect(sweep_dir: Path, last: int = 50) -> list[dict]:

@@ -37,7 +37,7 @@ from galad.candidates.base import CandidateSource, GameState
 from galad.candidates.lm import load_generator
 from galad.candidates.lm.folds import resolve_generator
 from galad.candidates.valid import ValidActionSource, ValidConfig
-from galad.config import SCORING_AGENTS, TrainConfig, load_json_config
+from galad.config import CMPS_AGENTS, SCORING_AGENTS, TrainConfig, load_json_config
 from galad.env.annotations import CATEGORIES
 from galad.env.registry import get_game
 from galad.env.vector import EnvPool, EnvView, env_seeds
@@ -118,7 +118,7 @@ def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer: HarmScore
         return policies.OraclePolicy(LookaheadOracle(pool.lookahead))
     if scorer is None:
         raise ConfigError(f"the {cfg.agent} policy needs a value model")
-    if cfg.agent in ("cmps", "cmps-persistent"):
+    if cfg.agent in CMPS_AGENTS:
         return policies.CMPSPolicy(scorer, cfg.resolved_harm_threshold(), cfg.cmps_weight,
                                    penalise_prediction=cfg.agent == "cmps")
     return policies.GaladPolicy(scorer, cfg.resolved_harm_threshold())
