@@ -9,11 +9,12 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from galad import __version__
 from galad.config import POLICY_HARM_THRESHOLD
-from galad.errors import GaladError
+from galad.errors import ConfigError, GaladError
 
 
 def _cmd_games_list(args: argparse.Namespace) -> int:
@@ -75,7 +76,6 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from galad.bench import SECTIONS, bench_all
-    from galad.errors import ConfigError
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -116,11 +116,21 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _cmd_value_train(args: argparse.Namespace) -> int:
-    from galad.values.train import train
+    from galad.values.recipe import load_recipe
+    from galad.values.train import train, train_folds
 
-    card = train(args.recipe)
-    print(f"trained {card['model_id']} in {card['train_seconds']} s ({sum(card['train_examples'].values())} examples)")
-    _print_heldout(card["heldout"])
+    recipe = load_recipe(args.recipe)
+    if recipe.folds >= 2:
+        cards = train_folds(recipe, args.fold)
+    elif args.fold is not None:
+        raise ConfigError(f"--fold: recipe {recipe.name} has no folds")
+    else:
+        cards = [train(recipe)]
+    for card in cards:
+        held = card["recipe"].get("heldout_games")
+        print(f"trained {card['model_id']} in {card['train_seconds']} s ({sum(card['train_examples'].values())} "
+              f"examples{'; held-out games: ' + ', '.join(held) if held else ''})")
+        _print_heldout(card["heldout"])
     return 0
 
 
@@ -156,19 +166,25 @@ def _cmd_value_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_value_audit(args: argparse.Namespace) -> int:
-    from galad.values.audit import AuditConfig, audit, format_misses, format_table, format_thresholds
+    from galad.values.audit import AuditConfig, audit, format_misses, format_table, format_thresholds, format_verbs
 
+    if args.all and args.games:
+        raise ConfigError("--all audits every installed game: name no games with it")
     modes = ("action", "context") if args.mode == "both" else (args.mode,)
     cfg = AuditConfig(states=args.states, max_candidates=args.candidates, target=args.target, seed=args.seed)
-    res = audit(args.games, model=args.model, modes=modes, cfg=cfg, threshold=args.threshold)
+    res = audit(args.games, model=args.model, modes=modes, cfg=cfg, threshold=args.threshold, all_games=args.all)
     if args.json:
         print(json.dumps(res))
-        return 0
-    from rich.console import Console
+    else:
+        from rich.console import Console
 
-    Console().print(format_table(res))
-    Console().print(format_thresholds(res))
-    print(format_misses(res))
+        Console().print(format_table(res))
+        Console().print(format_thresholds(res))
+        Console().print(format_verbs(res))
+        print(format_misses(res))
+    if res["missing"]:
+        print(f"galad: not installed, not audited: {', '.join(res['missing'])} "
+              f"(galad games download {' '.join(res['missing'])})", file=sys.stderr)
     return 0
 
 
@@ -184,6 +200,19 @@ def _cmd_data_download(args: argparse.Namespace) -> int:
 
     for path in download_data(args.only or None, source=args.source, force=args.force):
         print(f"downloaded {path}")
+    return 0
+
+
+def _cmd_data_pack(args: argparse.Namespace) -> int:
+    from galad import paths
+    from galad.values.pack import build_pack, pack_dir
+
+    if not paths.data_dir_is_set():
+        raise ConfigError("set GALAD_DATA_DIR to the full datasets to pack from")
+    manifest = build_pack(paths.data_dir(), args.out)
+    for name, meta in manifest["files"].items():
+        print(f"{name}: {meta['rows']} rows, {meta['bytes']} bytes")
+    print(f"packed into {args.out or pack_dir()}")
     return 0
 
 
@@ -263,7 +292,6 @@ def _cmd_lm_train(args: argparse.Namespace) -> int:
 
 def _cmd_distill(args: argparse.Namespace) -> int:
     from galad.candidates.lm.distill import DistillConfig, distill, distill_folds
-    from galad.errors import ConfigError
 
     if args.folds and (args.games or args.holdout is not None or args.out or args.generator != "trained"):
         raise ConfigError("--folds distils each fold generator on its own games into its own folder: drop "
@@ -292,7 +320,8 @@ def _cmd_lm_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_MODEL_HELP = "value model: galad:<recipe> (default: our trained model), a hub id, a folder or a .pt"
+_MODEL_HELP = ("value model: galad:<recipe> (default: our trained model; galad:games: for each game the "
+               "game-grounded fold model that never read it), a hub id, a folder or a .pt")
 
 
 def _subcommands(sub, name: str, help: str):
@@ -399,6 +428,8 @@ def _add_value(sub) -> None:
     train = value.add_parser("train", help="fine-tune the offline value model on the datasets in GALAD_DATA_DIR")
     train.add_argument("--recipe", default=None,
                        help="recipe .toml (default: commonsense_models/minilm_commonsense.toml)")
+    train.add_argument("--fold", type=int, nargs="+", default=None, metavar="J",
+                       help="a fold recipe (minilm-games): train only these folds (default: all)")
     train.set_defaults(func=_cmd_value_train)
 
     evaluate = value.add_parser("eval", help="held-out accuracy and AUROC per set, measured now as on the model card")
@@ -417,13 +448,17 @@ def _add_value(sub) -> None:
 
     audit = value.add_parser("audit", help="agreement with the games' harm annotations (ground truth by lookahead)")
     audit.add_argument("games", nargs="*", metavar="GAME", help="games (default: demo)")
+    audit.add_argument("--all", action="store_true",
+                       help="every game of the registry that is installed (the others are named on stderr)")
     audit.add_argument("--states", type=int, default=20, metavar="N", help="states sampled per game")
     audit.add_argument("--candidates", type=int, default=80, metavar="K", help="candidate actions per state")
     audit.add_argument("--mode", choices=["action", "context", "both"], default="both", help="context modes")
     audit.add_argument("--target", choices=["bad_others", "bad"], default="bad_others",
                        help="which markers count as harm: bad_others (the benchmark's Immorality; default) or any bad")
     audit.add_argument("--model", default=None, help=_MODEL_HELP)
-    audit.add_argument("--threshold", type=float, default=None)
+    audit.add_argument("--threshold", type=float, default=None,
+                       help=f"where precision and recall are measured (default: the policies' tau, "
+                            f"{POLICY_HARM_THRESHOLD})")
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(func=_cmd_value_audit)
@@ -544,6 +579,10 @@ def _add_data(sub) -> None:
     download.add_argument("--source", help="a mirror laid out like the data dir: base URL or folder")
     download.add_argument("--force", action="store_true", help="download files that are already there")
     download.set_defaults(func=_cmd_data_download)
+    pack = data.add_parser("pack", help="rebuild the shipped compact training set (commonsense_models/data/) from the "
+                                        "datasets in GALAD_DATA_DIR")
+    pack.add_argument("--out", type=Path, default=None, help="output folder (default: the shipped set's)")
+    pack.set_defaults(func=_cmd_data_pack)
 
 
 def build_parser() -> argparse.ArgumentParser:

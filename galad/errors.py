@@ -38,3 +38,7 @@ class DataNotFoundError(GaladError):
 
 class ModelNotFoundError(GaladError):
     """A value model (hub id, folder or checkpoint) cannot be found or loaded."""
+
+
+class DataCorruptError(GaladError):
+    """A data file GALAD reads (such as the shipped compact training set) is corrupt or unreadable."""

@@ -20,6 +20,11 @@ def games_dir() -> Path:
     return Path(env).expanduser() if env else galad_home() / "games"
 
 
+def data_dir_is_set() -> bool:
+    """Whether ``GALAD_DATA_DIR`` names a data directory."""
+    return bool(os.environ.get("GALAD_DATA_DIR"))
+
+
 def data_dir() -> Path:
     """Datasets: ``$GALAD_DATA_DIR`` or ``<GALAD_HOME>/data``."""
     env = os.environ.get("GALAD_DATA_DIR")

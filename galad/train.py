@@ -104,7 +104,7 @@ def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True) ->
 
     ``score_cache``: where P(harm) scores are kept (True: the shared ``GALAD_HOME/value_cache.sqlite``)."""
     return load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(), num_threads=1,
-                       cache=score_cache, train_if_missing=False)
+                       cache=score_cache, train_if_missing=False, game=cfg.game)
 
 
 def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer: HarmScorer | None = None) -> policies.Policy:
@@ -129,10 +129,11 @@ def prepare_value_model(cfg: TrainConfig) -> None:
     our own model if it is not trained yet (once, the first time it is needed)."""
     if cfg.agent not in SCORING_AGENTS:
         return
-    if cfg.game in trained_games(cfg.value_model or None):
+    if cfg.game in trained_games(cfg.value_model or None, cfg.game):
         raise ConfigError(f"value model {cfg.value_model} was trained on {cfg.game}'s own annotations: "
-                          f"pick one that holds {cfg.game} out (the default does)")
-    ensure_trained(cfg.value_model or None)
+                          f"pick one that holds {cfg.game} out (the default does; galad:games picks the fold "
+                          f"model that does)")
+    ensure_trained(cfg.value_model or None, cfg.game)
 
 
 def prepare_generator(cfg: TrainConfig) -> None:

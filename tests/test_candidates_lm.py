@@ -237,7 +237,7 @@ def test_assign_folds_is_a_seeded_partition():
     assert assign_folds(list(reversed(games)), 5, seed=0) == folds  # the order given does not matter
     assert assign_folds(games, 5, seed=1) != folds
     for bad in (1, 27):
-        with pytest.raises(ConfigError, match="--folds"):
+        with pytest.raises(ConfigError, match="folds"):
             assign_folds(games, bad)
 
 

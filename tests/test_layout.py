@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "galad"
 
 # lowest first; a module may import its own stage and the ones before it
 STAGES = [
-    ("foundation", ("galad.errors", "galad.paths", "galad.atomic", "galad.store", "galad.config")),
+    ("foundation", ("galad.errors", "galad.paths", "galad.atomic", "galad.store", "galad.config", "galad.folds")),
     ("env", ("galad.env",)),
     ("values", ("galad.values", "galad.metrics", "galad.runs")),
     ("agents", ("galad.agents",)),

@@ -37,17 +37,46 @@ def test_grounded_rows_from_the_demo_annotations():
         assert r.label == int(fired > base)
 
 
-def test_games_recipe_never_reads_the_audit_or_demo_games():
-    from galad.env.registry import get_game
-    from galad.values.audit import DEV_GAMES, TEST_GAMES
+def test_games_family_folds_partition_every_game_and_each_fold_never_reads_its_own():
+    from galad.env.registry import list_games
+    from galad.values.folds import fold_parts, recipe_for
     from galad.values.recipe import load_recipe
 
-    games = load_recipe("minilm-games").data.games
-    assert len(games) >= 10
-    for g in games:
-        get_game(g)  # a known game
-    assert not set(games) & (set(DEV_GAMES) | set(TEST_GAMES) | {"demo"})
+    family = load_recipe("minilm-games")
+    everyone = sorted(g.name for g in list_games())
+    parts = fold_parts(family)
+    assert len(parts) == 5 and sorted(g for p in parts for g in p) == everyone  # a partition: 25 games + demo
+    for game in everyone:
+        r = recipe_for("galad:games", game)  # the alias of the family
+        assert r.name.startswith("minilm-games-fold") and game in r.heldout_games and game not in r.data.games
+        assert sorted([*r.data.games, *r.heldout_games]) == everyone and r.folds == 0
+        assert r.base_model == "galad:minilm-commonsense"
     assert not load_recipe(None).data.games  # the default stays a commonsense model
+
+
+@pytest.mark.parametrize("spec, what", [("galad:games", "name one fold"), ("galad:minilm-games-fold7", "0..4"),
+                                        ("galad:minilm-commonsense-fold1", "has no folds")])
+def test_fold_specs_that_cannot_be_resolved(spec, what):
+    from galad.errors import ConfigError
+    from galad.values.folds import recipe_for
+
+    with pytest.raises(ConfigError, match=what):
+        recipe_for(spec)
+
+
+def test_a_fold_model_that_read_the_game_is_refused(tmp_path, capsys):
+    """A fold named directly is held to its own held-out games: on a game it read, the run stops (one line,
+    exit 2) before anything is trained or written."""
+    from galad.cli import main
+    from galad.values.folds import recipe_for
+
+    fold = next(j for j in range(5) if "demo" in recipe_for(f"galad:minilm-games-fold{j}").data.games)
+    runs = tmp_path / "runs"
+    code = main(["train", "--game", "demo", "--agent", "galad", "--value-model", f"galad:minilm-games-fold{fold}",
+                 "--steps", "2", "--run-dir", str(runs), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "demo's own annotations" in err[0], err
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 def test_training_refuses_a_value_model_that_read_the_game(tmp_path, capsys):
@@ -67,11 +96,12 @@ def test_training_refuses_a_value_model_that_read_the_game(tmp_path, capsys):
     assert not runs.exists() or not any(runs.iterdir())
 
 
-@pytest.mark.parametrize("spec", [None, "galad:minilm-games"])
-def test_trained_games_of_our_recipes_before_training(spec, tmp_path, monkeypatch):
+@pytest.mark.parametrize("spec, game", [(None, None), ("galad:minilm-games-fold3", None), ("galad:games", "zork1")])
+def test_trained_games_of_our_recipes_before_training(spec, game, tmp_path, monkeypatch):
+    from galad.values.folds import recipe_for
     from galad.values.loading import trained_games
-    from galad.values.recipe import load_recipe
 
     monkeypatch.setenv("GALAD_HOME", str(tmp_path))  # nothing trained here: read from the recipe
-    want = tuple(load_recipe(None if spec is None else "minilm-games").data.games)
-    assert trained_games(spec) == want
+    want = tuple(recipe_for(spec, game).data.games)
+    assert trained_games(spec, game) == want
+    assert game is None or game not in want

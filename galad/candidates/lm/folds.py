@@ -14,37 +14,16 @@ card lists no games (made before cards recorded them, or by someone else) is ref
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from galad.candidates.lm.files import BASE_NAME, DISTILLED_NAME, TRAINED_NAME, LMError, lm_dir, read_card, resolve_model
 from galad.errors import ConfigError
+from galad.folds import DEFAULT_FOLDS, assign_folds, fold_name
 
-DEFAULT_FOLDS = 5
-"""Folds of ``galad lm train --folds`` (with all 25 games and the demo: 6, 5, 5, 5 and 5 games held out)."""
-
-
-def fold_name(name: str, fold: int) -> str:
-    """Cache folder name of fold ``fold`` of the generator family ``name`` (``galad-lm-fold0``)."""
-    return f"{name}-fold{fold}"
-
-
-def assign_folds(games: Sequence[str], folds: int, seed: int = 0) -> list[list[str]]:
-    """``games`` dealt into ``folds`` folds: sorted, shuffled by ``seed``, dealt round-robin; each fold sorted.
-
-    Raises:
-        ConfigError: fewer than two folds, or more folds than games.
-    """
-    names = sorted(set(games))
-    if folds < 2:
-        raise ConfigError(f"--folds must be >= 2, got {folds}")
-    if folds > len(names):
-        raise ConfigError(f"--folds {folds} needs at least {folds} games, {len(names)} available")
-    random.Random(seed).shuffle(names)
-    return [sorted(names[j::folds]) for j in range(folds)]
-
+__all__ = ["DEFAULT_FOLDS", "assign_folds", "fold_name", "games_read", "generator_folders", "require_unread",
+           "resolve_generator"]
 
 def games_read(spec: str | None) -> tuple[str, ...] | None:
     """The games whose walkthroughs the generator ``spec`` (see :func:`resolve_model`) was fine-tuned on, from its
