@@ -120,10 +120,12 @@ def _cmd_value_train(args: argparse.Namespace) -> int:
     from galad.values.train import train, train_folds
 
     recipe = load_recipe(args.recipe)
+    if (args.fold is not None or args.game is not None) and recipe.folds < 2:
+        raise ConfigError(f"--fold/--game: recipe {recipe.name} has no folds")
     if recipe.folds >= 2:
-        cards = train_folds(recipe, args.fold)
-    elif args.fold is not None:
-        raise ConfigError(f"--fold: recipe {recipe.name} has no folds")
+        from galad.values.folds import fold_of_game
+
+        cards = train_folds(recipe, [fold_of_game(recipe, args.game)] if args.game else args.fold)
     else:
         cards = [train(recipe)]
     for card in cards:
@@ -430,6 +432,7 @@ def _add_value(sub) -> None:
                        help="recipe .toml (default: commonsense_models/minilm_commonsense.toml)")
     train.add_argument("--fold", type=int, nargs="+", default=None, metavar="J",
                        help="a fold recipe (minilm-games): train only these folds (default: all)")
+    train.add_argument("--game", default=None, help="a fold recipe: train only the fold that holds GAME out")
     train.set_defaults(func=_cmd_value_train)
 
     evaluate = value.add_parser("eval", help="held-out accuracy and AUROC per set, measured now as on the model card")

@@ -255,6 +255,8 @@ def test_fold_family_gives_each_game_a_model_that_never_read_it(tiny, tmp_path):
                                              'game_candidates = 60\ntext_rows = 60'))
     cards = train_folds(recipe, progress=False)
     assert [sorted([*c["read_games"], *c["recipe"]["heldout_games"]]) for c in cards] == [["demo", "zork1"]] * 2
+    md = recipe.with_suffix(".md").read_text()  # the family's card: a row per fold with the games it held out
+    assert "| tiny-games-fold0 |" in md and "| tiny-games-fold1 |" in md
     for game in ("demo", "zork1"):
         assert game not in trained_games(f"galad:{recipe}", game)
         scorer = load_scorer(f"galad:{recipe}", "context", cache=False, train_if_missing=False, game=game)

@@ -142,7 +142,43 @@ def train_folds(recipe: Recipe | str | Path, folds: list[int] | None = None, dat
         log.info("fold %d of %s: holding out %s", j, recipe.name, ", ".join(parts[j]))
         cards.append(train(fold_recipe(recipe, j), data_dir, card_md=False, num_threads=num_threads,
                            progress=progress))
+    if recipe.path:
+        done = [read_card(model_dir(fold_recipe(recipe, j).name)) for j in range(len(parts))]
+        try:
+            write_family_md(recipe, [c for c in done if c is not None], Path(recipe.path).with_suffix(".md"))
+        except OSError as exc:
+            log.warning("could not write the markdown card of %s: %s", recipe.name, exc)
     return cards
+
+
+def write_family_md(recipe: Recipe, cards: list[dict], path: Path) -> None:
+    """The markdown card of a fold family: per fold, the games it held out, what it trained on and how it measured
+    on the held-out text sets. Sections from ``## Audit`` on are kept from the existing card."""
+    sets = ("ethics_cm_short_heldout", "moral_stories_heldout", "social_chem_judged_heldout")
+    lines = [f"# Model card: {recipe.name} ({recipe.folds} fold models)", "",
+             (f"Recipe `{Path(recipe.path or '').name}`: each fold model starts from `{recipe.base_model}` and is "
+              f"fine-tuned on the annotations of the games outside its fold (game-grounded contextual rows) beside "
+              f"{recipe.data.text_rows or 'all'} rows of the datasets. `--value-model galad:games` gives a game the "
+              f"fold model that never read it. Decision threshold {recipe.threshold}; "
+              f"{'int8' if recipe.quantize else 'fp32'} as deployed."), "",
+             "| fold | held-out games | games read | game rows | text rows | trained | " +
+             " | ".join(f"{s} acc / AUROC" for s in sets) + " |",
+             "|---" * (6 + len(sets)) + "|"]
+    for c in sorted(cards, key=lambda c: c["name"]):
+        game_rows = sum(v for k, v in c["train_examples"].items() if k.startswith("game:"))
+        text_rows = sum(v for k, v in c["train_examples"].items() if not k.startswith("game:"))
+        cells = [f"{c['heldout'][s]['accuracy']:.3f} / {c['heldout'][s]['auroc']:.3f}"
+                 if s in c["heldout"] and c["heldout"][s].get("auroc") is not None else "–" for s in sets]
+        lines.append(f"| {c['name']} | {', '.join(c['recipe']['heldout_games'])} | {len(c['read_games'])} | "
+                     f"{game_rows} | {text_rows} | {c['trained_at']}, {c['train_seconds']} s | " + " | ".join(cells) + " |")
+    lines += ["", "Each fold model's `galad_card.json` lists the games it read (`read_games`: its own and its base "
+              "model's) and held out (`recipe.heldout_games`); the trainer and `galad lm distill` refuse a model "
+              "that read the game they run on.", ""]
+    if path.is_file():
+        old = path.read_text(encoding="utf-8")
+        if "\n## Audit" in old:
+            lines += ["## Audit" + old.split("\n## Audit", 1)[1].rstrip(), ""]
+    write_text_atomic(path, "\n".join(lines))
 
 
 def _base_model(recipe: Recipe) -> tuple[str, dict | None]:
