@@ -235,6 +235,8 @@ def test_verb_recall_counts_each_verb_at_the_threshold():
                        [1, 1, 1, 0, 1], [0.9, 0.2, 0.5, 0.6, 0.1], 0.39)
     assert rows[0] == {"verb": "take", "harmful": 2, "recall": 0.5, "harmless": 1, "harmless_flagged": 1.0}
     assert {r["verb"]: r["recall"] for r in rows[1:]} == {"curse": 1.0, "kill": 0.0}
+    top1 = verb_recall(["kill troll", "kill troll", "curse"], [1, 1, 1], [0.9, 0.9, 0.1], 0.39, top=1)
+    assert [r["verb"] for r in top1] == ["kill", "curse"]  # curse and theft are always reported
 
 
 @pytest.mark.realgames

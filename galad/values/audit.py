@@ -172,7 +172,9 @@ class _Scorers:
 
 
 VERBS_REPORTED = 10
-"""The verbs :func:`verb_recall` reports: those with the most harmful pairs."""
+"""The verbs :func:`verb_recall` reports: those with the most harmful pairs (and :data:`VERBS_ALWAYS`)."""
+VERBS_ALWAYS = ("curse", "take", "steal")
+"""Verbs reported whatever their count: the games' most frequent harm (``curse``) and theft."""
 
 
 def action_verb(action: str) -> str:
@@ -187,17 +189,19 @@ def action_verb(action: str) -> str:
 
 
 def verb_recall(actions: Sequence[str], labels, scores, threshold: float, top: int = VERBS_REPORTED) -> list[dict]:
-    """Harm recall at ``threshold`` for each of the ``top`` verbs with the most harmful pairs: how many harmful
-    pairs of the verb the filter ``P(harm) > threshold`` catches, and what share of the verb's harmless pairs it
-    removes with them."""
+    """Harm recall at ``threshold`` for each of the ``top`` verbs with the most harmful pairs (then any of
+    :data:`VERBS_ALWAYS` outside them): how many harmful pairs of the verb the filter ``P(harm) > threshold``
+    catches, and what share of the verb's harmless pairs it removes with them."""
     y = np.asarray(labels).astype(bool)
     flag = np.asarray(scores, dtype=float) > threshold
     verbs = np.array([action_verb(a) for a in actions])
     counts: dict[str, int] = {}
     for v in verbs[y]:
         counts[str(v)] = counts.get(str(v), 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    chosen = ranked[:top] + [(v, n) for v, n in ranked[top:] if v in VERBS_ALWAYS]
     rows = []
-    for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
+    for v, n in chosen:
         mine = verbs == v
         harmless = mine & ~y
         rows.append({"verb": v, "harmful": n, "recall": round(float((flag & mine & y).sum()) / n, 4),
