@@ -102,7 +102,8 @@ class SourceData:
     contexts: list[str]
     """Distractor contexts for contextual training: every distinct Social-Chem situation, sorted."""
     origin: str
-    """Where they were read from (for messages and the model card)."""
+    """Where they were read from, as the model card records it: ``"data directory"`` or ``"shipped compact training
+    set"``."""
 
 
 POOLS_OF_SOURCE = {"ethics_cm": ("ethics_cm", "ethics_cm_long", "ethics_hard", "ethics_hard_long"),
@@ -190,7 +191,7 @@ def read_data_dir(root: Path, sources: Sequence[str] = _SOURCES) -> SourceData:
         more_pools, more = _social_chem_splits(root)
         pools.update(more_pools)
         evals.update(more)
-    return SourceData({k: _dedup(v) for k, v in pools.items()}, evals, _situations(root), str(root))
+    return SourceData({k: _dedup(v) for k, v in pools.items()}, evals, _situations(root), "data directory")
 
 
 def load_splits(recipe: Recipe, data_dir: Path | None = None, games: bool = True,

@@ -317,7 +317,7 @@ def _card(recipe: Recipe, train_set: list[vdata.Example], steps: int, train_seco
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "train_examples": counts,
-        "data": data_origin if data_origin == "shipped compact training set" else "data directory",
+        "data": data_origin,
         "train_steps": steps,
         "splits": vdata.HELDOUT_SPLITS,
         "heldout": heldout,
