@@ -268,3 +268,108 @@ def _print_row(r: dict) -> None:
               f"|valid| ours {statistics.median(ours['n']):.0f} jericho "
               f"{statistics.median(r['jericho_n']) if r['jericho_n'] else '-'}  "
               f"stepped ours {statistics.median(ours['stepped']):.0f}", flush=True)
+
+
+# --- where detection's time goes -------------------------------------------------------------------------------
+
+
+def profile_detection(games: list[str], states: int = 8, marker_states: int = 4, repeats: int = 3,
+                      json_out: str | None = None) -> dict:
+    """Where one core's detection time goes, per candidate, on the candidates table's states (those of
+    :func:`bench_candidates`), against a raw engine step.
+
+    Each state is detected by a fresh single-threaded source (no worker, no cache), recording every batch the
+    engines step. The batches are then stepped again three ways, best of ``repeats``: the restore alone, the
+    restore and the raw ``step`` call (the floor: what any detector of these candidates pays), and the whole
+    :meth:`~galad.candidates.valid.probe.Prober.run`. The shares: ``restore``, ``engine_step`` (raw step less
+    restore), ``outcomes`` (run less raw: reply decoding, parser-failure check, world compare, effect and
+    signature hashes) and ``pipeline`` (detection less run: finding objects, filling templates, judging replies,
+    collapsing outcomes, world keys).
+    """
+    from galad.candidates.valid.source import _story as story_of
+    from galad.env.jiminy import JiminyEnv
+    from galad.env.registry import list_games
+
+    if not games:
+        games = [r.name for r in list_games() if r.installed]
+    rows = []
+    for game in games:
+        env = JiminyEnv(game)
+        wt, marker_steps = _marker_steps(env)
+        even, pick_m = _pick_states(len(wt), marker_steps, states, marker_states)
+        spec, story = story_of(game)
+        row = {"game": game, "states": 0, "candidates": 0, "detect_s": 0.0, "run_s": 0.0, "raw_s": 0.0,
+               "restore_s": 0.0}
+        for step in sorted(set(even) | set(pick_m)):
+            obs = _walk_to(env, step)
+            st = game_state_from_env(env, obs, wt[step - 1] if step else "")
+            src = ValidActionSource(ValidConfig(workers=0, threads=1, world_key=False))
+            batches: list[tuple] = []
+            run = src._engines.run
+
+            def recording(spec_, story_, engine_state, actions, noise, _run=run):
+                batches.append((engine_state, list(actions), tuple(noise)))
+                return _run(spec_, story_, engine_state, actions, noise)
+
+            src._engines.run = recording
+            prober = src._engines.prober(spec, story)
+            src.detect(st)  # warm: grammar, dictionaries, the engine
+            batches.clear()
+            src._cache._memory.clear()
+            t0 = time.perf_counter()
+            src.detect(st)
+            detect_s = time.perf_counter() - t0
+            row["detect_s"] += detect_s
+            row["states"] += 1
+            row["candidates"] += sum(len(b[1]) for b in batches)
+            row["run_s"] += min(_timed_batches(lambda b: prober.run(b[0], b[1], b[2]), batches)
+                                for _ in range(repeats))
+            row["raw_s"] += min(_timed_batches(lambda b: _raw_steps(prober, b[0], b[1], True), batches)
+                                for _ in range(repeats))
+            row["restore_s"] += min(_timed_batches(lambda b: _raw_steps(prober, b[0], b[1], False), batches)
+                                    for _ in range(repeats))
+            src.close()
+        env.close()
+        n = max(1, row["candidates"])
+        row["us_per_candidate"] = {
+            "restore": round(row["restore_s"] / n * 1e6, 1),
+            "engine_step": round((row["raw_s"] - row["restore_s"]) / n * 1e6, 1),
+            "outcomes": round((row["run_s"] - row["raw_s"]) / n * 1e6, 1),
+            "pipeline": round((row["detect_s"] - row["run_s"]) / n * 1e6, 1),
+        }
+        row["candidates_per_s_per_core"] = round(n / row["detect_s"], 1)
+        row["raw_engine_steps_per_s"] = round(n / row["raw_s"], 1)
+        row["gap_to_raw_step"] = round(row["detect_s"] / row["raw_s"], 2)
+        for k in ("detect_s", "run_s", "raw_s", "restore_s"):
+            row[k] = round(row[k], 3)
+        rows.append(row)
+        us = row["us_per_candidate"]
+        print(f"{game:16s} {row['states']:2d} states, {row['candidates'] / row['states']:5.0f} candidates/state: "
+              f"{row['candidates_per_s_per_core']:7.0f} candidates/s per core, raw step {row['raw_engine_steps_per_s']:7.0f}/s "
+              f"(x{row['gap_to_raw_step']:.2f}); us per candidate: restore {us['restore']}, step {us['engine_step']}, "
+              f"outcomes {us['outcomes']}, pipeline {us['pipeline']}", flush=True)
+    result = {"per_game": rows,
+              "median_candidates_per_s_per_core": statistics.median(r["candidates_per_s_per_core"] for r in rows)
+              if rows else None,
+              "median_gap_to_raw_step": statistics.median(r["gap_to_raw_step"] for r in rows) if rows else None}
+    if json_out:
+        write_json_atomic(json_out, result, indent=1)
+    return result
+
+
+def _timed_batches(fn, batches) -> float:
+    t0 = time.perf_counter()
+    for b in batches:
+        fn(b)
+    return time.perf_counter() - t0
+
+
+def _raw_steps(prober, engine_state, actions: list[str], step: bool) -> None:
+    """The floor of stepping ``actions`` from ``engine_state``: the restore, and the raw step call when ``step``."""
+    snap = prober.snapshot(engine_state)
+    lib = prober._lib
+    for a in actions:
+        prober._restore_core(snap)
+        if step:
+            lib.step(a.encode("utf-8")[:198] + b"\n")
+    prober.restore(snap)

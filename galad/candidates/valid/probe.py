@@ -338,51 +338,83 @@ class Prober:
         """
         snap = self.snapshot(engine_state)
         lib, step, halted = self._lib, self._lib.step, self._halted
+        # the restore, bound once: the C setters and the snapshot's prebuilt buffers (one call each per candidate)
+        set_rng, set_ram, set_stack = lib.setRng, lib.setRAM, lib.setStack
+        set_pc, set_sp, set_fp, set_opcode, set_frames = lib.setPC, lib.setSP, lib.setFP, lib.set_opcode, lib.setFrameCount
+        rng_a, rng_b, rng_c = snap.rng
+        s_ram, s_stack, s_pc, s_sp, s_fp, s_op, s_frames = (snap.ram, snap.stack, snap.pc, snap.sp, snap.fp,
+                                                             snap.opcode, snap.frame_count)
         game_over, victory = lib.game_over, lib.victory
         memcmp, failure = self._memcmp, self._failure
         a, b = self._region
         world_addr, n = self._zmp + a, b - a
         ref = ctypes.addressof(snap.world)
         ref_bytes = bytes(snap.world) if noise else b""
+        # the score global, read in place (no call): two bytes of Z-machine memory
+        score_bytes = (ctypes.c_ubyte * 2).from_address(self._zmp + self._score_addr) \
+            if self._score_addr is not None else None
+        snap_score, snap_digest = snap.score, snap.world_digest
+        same_world = {}  # (score, over) -> effect hash of an unchanged world (most candidates)
+        blake2b, annotation_sub = hashlib.blake2b, ANNOTATION.sub
         purge = self.engine._purge
         out: list[Outcome] = []
+        append = out.append
         self._busy.set()
         try:
             for k, action in enumerate(actions):
-                self._restore_core(snap)
+                set_rng(rng_a, rng_b, rng_c)
+                set_ram(s_ram)
+                set_stack(s_stack)
+                set_pc(s_pc)
+                set_sp(s_sp)
+                set_fp(s_fp)
+                set_opcode(s_op)
+                set_frames(s_frames)
+                halted.value = 0
                 self._ticks += 1
                 raw = step(action.encode("utf-8")[:198] + b"\n")
                 h = halted.value
                 if h:
-                    out.append(Outcome(action, "timeout" if h == _WATCHDOG_FLAG else "halted"))
+                    append(Outcome(action, "timeout" if h == _WATCHDOG_FLAG else "halted"))
                     continue
                 text = raw.decode("ascii") if raw.isascii() else raw.decode("cp1252")
-                score = self._score()
+                if score_bytes is None:
+                    score = None
+                else:
+                    v = (score_bytes[0] << 8) | score_bytes[1]
+                    score = v - 0x10000 if v & 0x8000 else v
                 over = bool(game_over()) or bool(victory())
                 bad = failure.get(text)
                 if bad is None:
                     if len(failure) > 100_000:
                         failure.clear()
                     bad = failure[text] = is_parser_failure(text)
-                if bad and score == snap.score and not over and not keep_world:
-                    out.append(Outcome(action, "invalid", "", text))  # most candidates: no world to look at
+                if bad and score == snap_score and not over and not keep_world:
+                    append(Outcome(action, "invalid", "", text))  # most candidates: no world to look at
                     continue
                 diff = memcmp(world_addr, ref, n) != 0
-                world = ctypes.string_at(world_addr, n) if diff else b""
-                real = diff
-                if diff and noise:
-                    masked = bytearray(world)
-                    for i in noise:
-                        masked[i] = ref_bytes[i]
-                    real = masked != ref_bytes
-                changed = real or score != snap.score or over
-                eff = hashlib.blake2b(world if diff else snap.world_digest, digest_size=16)
-                eff.update(repr((score, over)).encode())
+                if diff:
+                    world = ctypes.string_at(world_addr, n)
+                    real = True
+                    if noise:
+                        masked = bytearray(world)
+                        for i in noise:
+                            masked[i] = ref_bytes[i]
+                        real = masked != ref_bytes
+                    eff = blake2b(world, digest_size=16)
+                    eff.update(repr((score, over)).encode())
+                else:
+                    world, real = b"", False
+                    eff = same_world.get((score, over))
+                    if eff is None:
+                        eff = same_world[(score, over)] = blake2b(snap_digest, digest_size=16)
+                        eff.update(repr((score, over)).encode())
+                changed = real or score != snap_score or over
                 sig = eff.copy()
-                sig.update(normalise(ANNOTATION.sub("", text)).encode("utf-8", "replace"))
-                valid = not bad or score != snap.score or over
-                out.append(Outcome(action, "valid" if valid else "invalid", sig.hexdigest(), text, changed,
-                                   world if keep_world else b"", eff.hexdigest()))
+                sig.update(normalise(annotation_sub("", text)).encode("utf-8", "replace"))
+                valid = not bad or score != snap_score or over
+                append(Outcome(action, "valid" if valid else "invalid", sig.hexdigest(), text, changed,
+                               world if keep_world else b"", eff.hexdigest()))
                 if purge is not None and k & 255 == 255:
                     purge()
         finally:
