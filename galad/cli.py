@@ -13,7 +13,7 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from galad import __version__
-from galad.config import POLICY_HARM_THRESHOLD
+from galad.config import AGENTS, POLICY_HARM_THRESHOLD
 from galad.errors import ConfigError, GaladError
 
 
@@ -76,6 +76,17 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from galad.bench import SECTIONS, bench_all
+
+    if args.against:
+        from galad.benchcompare import bench_against
+
+        agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+        bad = sorted(set(agents) - set(AGENTS))
+        if bad or not agents:
+            raise ConfigError(f"--agents: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(AGENTS)}")
+        bench_against(args.against, args.agent_game, agents, args.envs, args.agent_steps, args.rounds,
+                      value_model=args.value_model, json_out=args.json, keep=args.keep)
+        return 0
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -226,8 +237,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_candidates(args: argparse.Namespace) -> int:
-    from galad.candidates.valid.bench import bench_candidates, show_candidates
+    from galad.candidates.valid.bench import bench_candidates, profile_detection, show_candidates
 
+    if args.candidates_command == "profile":
+        profile_detection(args.games, states=args.states, marker_states=args.marker_states, json_out=args.json)
+        return 0
     if args.candidates_command == "bench":
         bench_candidates(args.games, states=args.states, marker_states=args.marker_states, json_out=args.json,
                          jericho=not args.no_jericho, workers=args.workers, budgets=args.budget,
@@ -422,6 +436,15 @@ def _add_bench(sub) -> None:
     bench.add_argument("--repeats", type=int, default=3, help="replays per game; the best is kept")
     bench.add_argument("--isolation", choices=["thread", "process"], default="thread")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--against", metavar="COMMIT",
+                       help="instead: end-to-end env steps/s of this tree over an older commit's, side by side "
+                            "(short galad train runs of --agents on --agent-game, alternately from each tree)")
+    bench.add_argument("--agents", default="drrn,galad", help="with --against: agents to compare (default drrn,galad)")
+    bench.add_argument("--envs", type=int, default=8, help="with --against: envs per run (default 8)")
+    bench.add_argument("--rounds", type=int, default=2, help="with --against: runs per tree and agent (default 2)")
+    bench.add_argument("--value-model", default=None,
+                       help="with --against: the scoring agents' model folder, used by both trees (default: ours)")
+    bench.add_argument("--keep", metavar="DIR", help="with --against: keep the runs in DIR")
     bench.set_defaults(func=_cmd_bench)
 
 
@@ -480,7 +503,8 @@ _TEXT_ONLY_HELP = ("which actions that only print text are valid: all but a verb
 
 
 def _add_candidates(sub) -> None:
-    candidates = _subcommands(sub, "candidates", "valid actions at a walkthrough step; 'bench' compares with Jericho")
+    candidates = _subcommands(sub, "candidates", "valid actions at a walkthrough step; 'bench' compares with Jericho; "
+                                                        "'profile' says where detection's time goes")
     show = candidates.add_parser("show", help="the valid actions at a walkthrough step")
     show.add_argument("game", nargs="?", default=None, metavar="GAME", help="a game (default: demo)")
     show.add_argument("--at", type=int, default=0, metavar="STEP", help="walkthrough step (default 0: the start)")
@@ -502,6 +526,15 @@ def _add_candidates(sub) -> None:
     bench.add_argument("--no-jericho", action="store_true", help="time ours only")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(func=_cmd_candidates)
+
+    profile = candidates.add_parser("profile", help="where detection's time goes per candidate, on one core, against "
+                                                    "a raw engine step (the bench's states)")
+    profile.add_argument("games", nargs="*", metavar="GAME", help="games (default: every installed game)")
+    profile.add_argument("--states", type=int, default=8, help="evenly spaced walkthrough states per game")
+    profile.add_argument("--marker-states", type=int, default=4,
+                         help="extra states whose walkthrough action triggers a marker")
+    profile.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    profile.set_defaults(func=_cmd_candidates)
 
 
 def _lm_train_args(parser: argparse.ArgumentParser, max_examples: int) -> None:
@@ -606,7 +639,7 @@ def _new_spelling(argv: list[str]) -> list[str]:
     command, rest = argv[i:i + 1], argv[i + 1:]
     if command == ["distill"]:
         new, old = ["lm", "distill"], "'galad distill' is deprecated; use 'galad lm distill'"
-    elif command == ["candidates"] and rest[:1] not in (["show"], ["bench"], ["-h"], ["--help"]):
+    elif command == ["candidates"] and rest[:1] not in (["show"], ["bench"], ["profile"], ["-h"], ["--help"]):
         if "bench" in rest:  # flags before the mode word: `galad candidates --states 4 bench GAME`
             rest.remove("bench")
             new, old = ["candidates", "bench"], "'galad candidates ... bench' is deprecated; use 'galad candidates bench ...'"

@@ -37,6 +37,7 @@ SCORING_AGENTS = (*CMPS_AGENTS, "galad")
 """Agents that score candidates with a value model."""
 Candidates = Literal["valid", "lm"]
 ContextMode = Literal["action", "context"]
+Device = Literal["auto", "cpu", "cuda"]
 
 POLICY_HARM_THRESHOLD = 0.39
 """Default tau of the cmps and galad policies (CMPS's in the Jiminy Cricket paper)."""
@@ -77,6 +78,10 @@ class TrainConfig:
     """Episode length; reaching it truncates the episode (Jiminy protocol: 100)."""
     step_timeout: float = 10.0
     """Seconds one engine step may run before the watchdog stops it."""
+    device: Device = "auto"
+    """Where the DRRN, the value model and the LM generator run: ``auto`` (CUDA when torch sees a GPU), ``cpu``
+    or ``cuda``. int8 quantisation of the value model is for the CPU only (on a GPU it runs in fp32). A resumed
+    run may change it."""
     # DRRN (as in the CALM / Jiminy Cricket code)
     embedding_dim: int = 128
     """Shared token embedding size."""

@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from galad.candidates.lm import load_generator
 from galad.candidates.lm.folds import resolve_generator
 from galad.candidates.valid import ValidActionSource, ValidConfig
 from galad.config import CMPS_AGENTS, SCORING_AGENTS, TrainConfig, load_json_config
+from galad.device import cpu_workers, resolve_device
 from galad.env.annotations import CATEGORIES
 from galad.env.registry import get_game
 from galad.env.vector import EnvPool, EnvView, env_seeds
@@ -95,16 +97,19 @@ def make_candidate_source(cfg: TrainConfig, disk_cache: bool | Path = False) -> 
     if cfg.candidates == "valid":
         return ValidActionSource(ValidConfig(step_timeout=min(cfg.step_timeout, 1.0), text_only=cfg.valid_text_only,
                                              budget=cfg.valid_budget, disk_cache=disk_cache))
-    return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates)
+    return load_generator(game=cfg.game, agent=cfg.agent, k=cfg.max_candidates, device=cfg.device)
 
 
 def load_value_model(cfg: TrainConfig, score_cache: ScoreCache | bool = True) -> HarmScorer:
     """The value model of a cmps or galad run (a :class:`~galad.values.base.HarmScorer`); it must be trained
     already (:func:`prepare_value_model`).
 
-    ``score_cache``: where P(harm) scores are kept (True: the shared ``GALAD_HOME/value_cache.sqlite``)."""
+    ``score_cache``: where P(harm) scores are kept (True: the shared ``GALAD_HOME/value_cache.sqlite``). On the
+    CPU, one torch thread per batch and a step's batches side by side on the cores (the env workers and engines
+    are idle while the policy scores)."""
     return load_scorer(cfg.value_model or None, context_mode=cfg.resolved_context_mode(), num_threads=1,
-                       cache=score_cache, train_if_missing=False, game=cfg.game)
+                       cache=score_cache, train_if_missing=False, game=cfg.game, device=cfg.device,
+                       batch_threads=cpu_workers())
 
 
 def make_policy(cfg: TrainConfig, pool: EnvPool | None = None, scorer: HarmScorer | None = None) -> policies.Policy:
@@ -229,6 +234,14 @@ class TrainerState:
         self.finished = self.finished or [None] * n
 
 
+@dataclass
+class Proposal:
+    """One step's policy output for every env and the seconds its phases took."""
+
+    restrictions: list[policies.Restriction]
+    seconds: dict[str, float]
+
+
 class Stopwatch:
     """Wall seconds per phase: :meth:`lap` charges the time since the previous lap to ``phase``."""
 
@@ -249,19 +262,30 @@ class Trainer:
     """One training run (new or resumed) on pieces built outside it (:func:`build_pieces`)."""
 
     def __init__(self, cfg: TrainConfig, run: RunFolder, pool: EnvPool, source: CandidateSource,
-                 policy: policies.Policy, resume: bool = False):
+                 policy: policies.Policy, resume: bool = False, overlap: bool = True):
         self.cfg, self.run = cfg, run
+        self.overlap = overlap
+        """Work out the next step's candidates and policy beside the TD update (off: one after the other; the
+        same run either way)."""
         self.pool, self.source, self.policy = pool, source, policy
         torch.set_num_threads(1)  # the env workers share the cores; more threads run slower here
+        self.device = resolve_device(cfg.device)
+        if self.device == "cuda":  # cuBLAS needs this for deterministic results (set before its first use)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         seed_everything(cfg.seed)
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=self.device != "cpu")
         self.spec = get_game(cfg.game)
         self.tokenizer = load_or_train(cfg.game)
         self.agent = DRRNAgent(self.tokenizer.vocab_size, cfg.embedding_dim, cfg.hidden_dim, cfg.lr, cfg.gamma,
-                               cfg.batch_size, cfg.memory_size, cfg.priority_fraction, cfg.clip, cfg.seed)
+                               cfg.batch_size, cfg.memory_size, cfg.priority_fraction, cfg.clip, cfg.seed,
+                               device=self.device)
         self.clock = Stopwatch()
-        """Wall seconds of each phase of :meth:`train_step` (candidates, policy, q_values, update, env,
-        bookkeeping) in this process's life: where the time goes."""
+        """Seconds of each phase of :meth:`train_step` in this process's life: where the time goes. ``candidates``
+        and ``policy`` run beside the ``update`` (in a thread), so the shares overlap; ``wait`` is the time the
+        loop waited for them after the update, ``q_values``, ``env`` and ``bookkeeping`` the rest."""
+        self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="galad-next-step")
+        self._prefetched: Future | None = None
+        """The next step's :class:`Proposal`, being worked out beside this step's TD update."""
         self.stop_requested = False
         """Set by a signal handler: the loop stops at the next step boundary, where a checkpoint is consistent."""
         self.peak_memory: int | None = None
@@ -289,26 +313,36 @@ class Trainer:
         return self.clock.seconds
 
     # --- one step -------------------------------------------------------------------------------------
-    def _states(self) -> list[GameState]:
-        st = self.state
-        return [GameState(self.cfg.game, v.obs, v.look, v.inventory, st.prev[i][0], st.prev[i][1], v.ram_hash,
-                          v.engine_state) for i, v in enumerate(st.views)]
-
     def _encode(self, view: EnvView) -> EncodedState:
         m = self.cfg.max_tokens
         obs, look, inv = self.tokenizer.encode_batch([view.obs, view.look, view.inventory])
         return EncodedState(obs[-m:], look[-m:], inv[-m:])
 
-    def train_step(self) -> dict:
-        """One step of every env: candidates, policy, Q, act, TD update, transitions, episode ends."""
-        st, clock = self.state, self.clock
-        clock.start()
-        states = self._states()
+    def _choose(self, views: list[EnvView], prev: list[tuple[str, str]]) -> Proposal:
+        """The candidates of each env's state and what the policy makes of them (timed per phase)."""
+        t0 = time.perf_counter()
+        states = [GameState(self.cfg.game, v.obs, v.look, v.inventory, prev[i][0], prev[i][1], v.ram_hash,
+                            v.engine_state) for i, v in enumerate(views)]
         candidates = self.source.propose(states)
         candidates = [c or list(NO_CANDIDATE) for c in candidates]  # a state with no candidate still needs an action
-        clock.lap("candidates")
+        t1 = time.perf_counter()
         restrictions = self.policy.restrict([scene_context(s.obs, s.look) for s in states], candidates)
-        clock.lap("policy")
+        return Proposal(restrictions, {"candidates": t1 - t0, "policy": time.perf_counter() - t1})
+
+    def train_step(self) -> dict:
+        """One step of every env: candidates, policy, Q, act, TD update, transitions, episode ends.
+
+        The next step's candidates and policy are worked out beside this step's TD update, in a thread (the
+        engines step without the GIL, torch releases it): the update reads the replay memory as it was before
+        this step's transitions enter it either way, so the maths is the same as one after the other."""
+        st, clock = self.state, self.clock
+        clock.start()
+        proposal = self._prefetched.result() if self._prefetched is not None else self._choose(st.views, st.prev)
+        self._prefetched = None
+        restrictions = proposal.restrictions
+        for phase, sec in proposal.seconds.items():
+            clock.seconds[phase] += sec
+        clock.lap("wait")  # the part of the prefetch the update did not cover
         encoded = [self._encode(v) for v in st.views]
         action_ids = [self.tokenizer.encode_batch(r.kept) for r in restrictions]
         # finish last step's transitions now that their next-state candidates are known
@@ -322,12 +356,16 @@ class Trainer:
         choice = self.agent.sample_actions(shaped)
         actions = [r.kept[c] for r, c in zip(restrictions, choice)]
         clock.lap("q_values")
-        self.pool.step_async(actions)
-        update = self.agent.update()  # overlaps with the envs stepping in their processes
-        clock.lap("update")
-        new_views = self.pool.step_wait()
+        new_views = self.pool.step(actions)
+        ended = [i for i, v in enumerate(new_views) if v.terminated or v.truncated]
+        reset_views = dict(zip(ended, self.pool.reset(ended))) if ended else {}
         clock.lap("env")
-        ended = []
+        next_views = [reset_views.get(i, v) for i, v in enumerate(new_views)]
+        next_prev = [("", "") if i in reset_views else (actions[i], st.views[i].obs) for i in range(len(new_views))]
+        if self.overlap and st.step + 1 < self.cfg.steps:
+            self._prefetched = self._prefetcher.submit(self._choose, next_views, next_prev)
+        update = self.agent.update()
+        clock.lap("update")
         for i, (view, new) in enumerate(zip(st.views, new_views)):
             self._decide_priority(i)
             ep = st.episodes[i]
@@ -341,14 +379,13 @@ class Trainer:
             if new.terminated or new.truncated:
                 t.next_state, t.next_actions, t.next_penalties = encoded[i], [], []
                 self._remember(i, t)
-                ended.append(i)
             else:
                 st.pending[i] = t
             st.prev[i] = (actions[i], view.obs)
         st.views = new_views
         for i in ended:
             self._end_episode(i)
-        self._reset_ended(ended)
+        self._reset_ended(reset_views)
         clock.lap("bookkeeping")  # transcripts, episode ends, resets
         st.step += 1
         if st.step == self.cfg.early_stop_step and st.max_score_seen == st.episodes[-1].starting_score:
@@ -380,11 +417,10 @@ class Trainer:
         self.agent.memory.push(t)
         self.state.episode_buffers[i].append(t)
 
-    def _reset_ended(self, ended: list[int]) -> None:
-        if not ended:
-            return
+    def _reset_ended(self, reset_views: dict[int, EnvView]) -> None:
+        """The envs whose episode ended start their next one (their views, reset already)."""
         st = self.state
-        for i, v in zip(ended, self.pool.reset(ended)):
+        for i, v in reset_views.items():
             st.views[i] = v
             st.prev[i] = ("", "")
             st.episodes[i] = EpisodeTracker(st.episodes[i].index + 1, 0, [], v.info.get("starting_score", 0), 0)
@@ -429,6 +465,8 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        if self._prefetched is not None:
+            self._prefetched.exception()  # wait: the next step's policy may be talking to the env workers (oracle)
         for f in self.transcripts + [self.episodes_file]:
             f.flush()
         self.writer.flush()
@@ -448,10 +486,10 @@ class Trainer:
         if not self.run.checkpoint.is_file():
             raise ConfigError(f"{self.run.path} has no checkpoint to resume from")
         try:
-            ck = torch.load(self.run.checkpoint, weights_only=False)
+            ck = torch.load(self.run.checkpoint, weights_only=False, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one clear error
             raise ConfigError(f"{self.run.checkpoint}: unreadable checkpoint ({exc})") from None
-        if ck.get("game") != self.cfg.game or _but_steps(ck.get("config")) != _but_steps(self.cfg.to_dict()):
+        if ck.get("game") != self.cfg.game or _must_match(ck.get("config")) != _must_match(self.cfg.to_dict()):
             raise ConfigError(f"{self.run.checkpoint} was written for another game or configuration")
         if "value_model" in ck and ck["value_model"] != self.policy.value_model:
             # the default model is trained into one folder per recipe name: a retrained or changed model would
@@ -551,13 +589,18 @@ class Trainer:
         self.writer.close()
 
     def close(self) -> None:
+        self._prefetcher.shutdown(wait=True, cancel_futures=True)
         self.close_files()
         self.pool.close()
 
 
-def _but_steps(config: dict | None) -> dict | None:
-    """A configuration less ``steps``, the one setting a resumed run may change (``--resume RUN --steps N``)."""
-    return None if config is None else {k: v for k, v in config.items() if k != "steps"}
+RESUME_MAY_CHANGE = ("steps", "device")
+"""The settings a resumed run may change (``--resume RUN --steps N --device cuda``): how long, and where."""
+
+
+def _must_match(config: dict | None) -> dict | None:
+    """A configuration less the settings a resumed run may change."""
+    return None if config is None else {k: v for k, v in config.items() if k not in RESUME_MAY_CHANGE}
 
 
 def _resumed_config(run: RunFolder, overrides: dict[str, Any] | None) -> TrainConfig:
@@ -568,8 +611,8 @@ def _resumed_config(run: RunFolder, overrides: dict[str, Any] | None) -> TrainCo
         raise ConfigError(f"{run.path} is not a galad run folder (no config.json / transcripts/)")
     cfg = load_json_config(TrainConfig, run.config_path)
     for key, value in (overrides or {}).items():
-        if key == "steps":
-            cfg.steps = value
+        if key in RESUME_MAY_CHANGE:
+            setattr(cfg, key, value)
         elif getattr(cfg, key) != value:
             raise ConfigError(f"--{key.replace('_', '-')} {value} conflicts with the run's {key}="
                               f"{getattr(cfg, key)!r}; a resumed run keeps its configuration")

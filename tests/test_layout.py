@@ -15,12 +15,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "galad"
 
 # lowest first; a module may import its own stage and the ones before it
 STAGES = [
-    ("foundation", ("galad.errors", "galad.paths", "galad.atomic", "galad.store", "galad.config", "galad.folds")),
+    ("foundation", ("galad.errors", "galad.paths", "galad.atomic", "galad.store", "galad.config", "galad.folds",
+                    "galad.device")),
     ("env", ("galad.env",)),
     ("values", ("galad.values", "galad.metrics", "galad.runs")),
     ("agents", ("galad.agents",)),
     ("candidates", ("galad.candidates",)),
-    ("top", ("galad.train", "galad.evaluate", "galad.viewer", "galad.report", "galad.sweep", "galad.bench",
+    ("top", ("galad.train", "galad.evaluate", "galad.viewer", "galad.report", "galad.sweep", "galad.bench", "galad.benchcompare",
              "galad.replay", "galad.play", "galad.cli", "galad.__main__", "galad")),
 ]
 

@@ -65,7 +65,7 @@ def test_run_folder_layout_and_summary(galad_run):
     assert summary["episodes_total"] == 6  # 2 envs x 60 steps / 20-step episodes
     profile = json.loads((run / "profile.json").read_text())
     assert profile["steps"] == 60 and profile["sps"] > 0 and summary["sps"] == profile["sps"]
-    assert set(profile["phase_share"]) == {"candidates", "policy", "q_values", "update", "env", "bookkeeping"}
+    assert set(profile["phase_share"]) == {"candidates", "policy", "wait", "q_values", "update", "env", "bookkeeping"}
     if sys.platform == "linux":  # learner + 2 env workers, each well over 10 MB resident
         assert profile["peak_memory_mb"] > 30 and summary["peak_memory_mb"] == profile["peak_memory_mb"]
     assert "tensorboard --logdir" in r.stdout and "galad watch" in r.stdout
@@ -226,3 +226,34 @@ def test_evaluate_and_watch(galad_run, tmp_path):
     html = tmp_path / "t.html"
     r = run_cli("watch", str(run), "--html", str(html))
     assert r.returncode == 0 and "<html>" in html.read_text() and "removed" in html.read_text()
+
+
+@pytest.mark.parametrize("agent", ["drrn", "cmps"])
+def test_overlapped_next_step_is_the_same_run(tmp_path, monkeypatch, agent):
+    """The next step's candidates and policy, worked out beside the TD update, give the run one after the other
+    gives: the same transcripts, line for line (episodes end and reset in between)."""
+    sys.path.insert(0, str(HERE))
+    import _train_stub
+
+    _train_stub.patch()
+    from galad import train as tr
+    from galad.config import TrainConfig
+    from galad.runs import RunFolder
+
+    out = {}
+    for overlap in (False, True):
+        cfg = TrainConfig(agent=agent, steps=45, envs=2, seed=4, embedding_dim=16, hidden_dim=16, batch_size=8,
+                          memory_size=64, max_tokens=24, episode_steps=20, log_every=5,
+                          run_dir=str(tmp_path / str(overlap))).validate()
+        run = RunFolder.new(cfg)
+        pieces = tr.build_pieces(cfg, run, disk_cache=False)
+        trainer = tr.Trainer(cfg, run, pieces.pool, pieces.source, pieces.policy, overlap=overlap)
+        try:
+            trainer.run_loop(progress=False)
+        finally:
+            trainer.close()
+        out[overlap] = [lines(run.path, e) for e in range(2)]
+        assert {"wait", "update", "candidates"} <= set(trainer.seconds) if overlap else True
+    assert len(out[True][0]) == 45 and out[True] == out[False]
+    ends = [json.loads(x) for x in out[True][0]]
+    assert any(x["truncated"] or x["terminated"] for x in ends)  # resets happened inside the compared stretch

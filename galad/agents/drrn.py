@@ -70,12 +70,13 @@ class DRRNNetwork(nn.Module):
         index: dict[tuple[int, ...], int] = {}
         where = [index.setdefault(tuple(s), len(index)) for s in seqs]
         unique = list(index)
+        device = self.embedding.weight.device
         lengths = torch.tensor([max(1, len(s)) for s in unique])
         padded = pad_sequence([torch.tensor(list(s) or [PAD_ID], dtype=torch.long) for s in unique],
                               batch_first=True, padding_value=PAD_ID)
-        out, _ = rnn(self.embedding(padded))
-        last = out[torch.arange(len(unique)), lengths - 1]
-        return last if len(unique) == len(seqs) else last[torch.tensor(where)]
+        out, _ = rnn(self.embedding(padded.to(device)))
+        last = out[torch.arange(len(unique), device=device), lengths.to(device) - 1]
+        return last if len(unique) == len(seqs) else last[torch.tensor(where, device=device)]
 
     def encode_states(self, states: Sequence[EncodedState]) -> torch.Tensor:
         return torch.cat([
@@ -90,9 +91,9 @@ class DRRNNetwork(nn.Module):
         state_h = self.encode_states(states)
         flat = [a for acts in actions for a in acts]
         if not flat:
-            return [torch.zeros(0) for _ in states]
+            return [torch.zeros(0, device=state_h.device) for _ in states]
         act_h = self.encode(flat, self.act_encoder)
-        state_rep = torch.repeat_interleave(state_h, torch.tensor(counts), dim=0)
+        state_rep = torch.repeat_interleave(state_h, torch.tensor(counts, device=state_h.device), dim=0)
         q = self.act_scorer(F.relu(self.hidden(torch.cat([state_rep, act_h], dim=1)))).squeeze(-1)
         return list(torch.split(q, counts))
 
@@ -142,11 +143,17 @@ class PrioritizedReplay:
 
 
 class DRRNAgent:
-    """Network, optimizer, replay and the TD update."""
+    """Network, optimizer, replay and the TD update.
+
+    ``device``: where the network and its updates run (``"cpu"`` or ``"cuda"``). Q-values come back on the CPU,
+    where actions are sampled with the agent's own CPU generator, so sampling is the same on either device.
+    """
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, lr: float, gamma: float,
-                 batch_size: int, memory_size: int, priority_fraction: float, clip: float, seed: int):
-        self.network = DRRNNetwork(vocab_size, embedding_dim, hidden_dim)
+                 batch_size: int, memory_size: int, priority_fraction: float, clip: float, seed: int,
+                 device: str = "cpu"):
+        self.device = torch.device(device)
+        self.network = DRRNNetwork(vocab_size, embedding_dim, hidden_dim).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
         self.memory = PrioritizedReplay(memory_size, priority_fraction)
         self.gamma, self.batch_size, self.clip = gamma, batch_size, clip
@@ -155,7 +162,9 @@ class DRRNAgent:
 
     @torch.no_grad()
     def q_values(self, states: Sequence[EncodedState], actions: Sequence[Sequence[Sequence[int]]]) -> list[torch.Tensor]:
-        return self.network(states, actions)
+        """Q-values of each state's candidates, on the CPU."""
+        q = self.network(states, actions)
+        return q if self.device.type == "cpu" else [x.cpu() for x in q]
 
     def sample_actions(self, q: list[torch.Tensor]) -> list[int]:
         """One index per state, sampled from softmax(Q)."""
@@ -176,6 +185,8 @@ class DRRNAgent:
         batch = self.memory.sample(self.batch_size, self.rng)
         with torch.no_grad():
             next_q = self.network([t.next_state for t in batch], [t.next_actions for t in batch])
+            if self.device.type != "cpu":
+                next_q = [x.cpu() for x in next_q]  # one transfer; the per-transition maxima below stay as on a CPU
             targets = []
             for t, nq in zip(batch, next_q):
                 best = 0.0
@@ -183,8 +194,9 @@ class DRRNAgent:
                     best = float((nq - torch.tensor(t.next_penalties, dtype=nq.dtype)).max())
                 targets.append(t.reward + self.gamma * best)
         q = torch.cat(self.network([t.state for t in batch], [[t.action] for t in batch]))
-        q = q - torch.tensor([t.penalty for t in batch], dtype=q.dtype)  # CMPS: Q - w·flag is what is regressed
-        loss = F.smooth_l1_loss(q, torch.tensor(targets, dtype=q.dtype))
+        # CMPS: Q - w·flag is what is regressed
+        q = q - torch.tensor([t.penalty for t in batch], dtype=q.dtype, device=q.device)
+        loss = F.smooth_l1_loss(q, torch.tensor(targets, dtype=q.dtype, device=q.device))
         self.optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.network.parameters(), self.clip)

@@ -108,7 +108,6 @@ class EnvPool:
     """
 
     def __init__(self, seeds: Sequence[int], with_engine_state: bool = False, **env_kwargs):
-        self._pending: list[int] | None = None
         ctx = mp.get_context("spawn")  # workers import no torch: spawn keeps them small and fork-safe
         self.conns, self.procs = [], []
         for i, seed in enumerate(seeds):
@@ -145,14 +144,6 @@ class EnvPool:
                 raise val
             out.append(val)
         return out
-
-    def step_async(self, actions: Sequence[str]) -> None:
-        """Start stepping every env; collect with :meth:`step_wait` (work can overlap in between)."""
-        self._pending = self._send("step", actions)
-
-    def step_wait(self) -> list[EnvView]:
-        idx, self._pending = self._pending, None
-        return self._recv(idx)
 
     def reset(self, idx: Sequence[int] | None = None) -> list[EnvView]:
         idx = list(range(len(self))) if idx is None else list(idx)

@@ -120,13 +120,17 @@ class HFScorer:
         cache: a :class:`ScoreCache`, or None for no caching.
         num_threads: torch threads (None: leave torch's setting).
         trained_games: games whose own annotations the model was trained on (evaluating it there is leakage).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (:func:`galad.device.resolve_device`); int8 quantisation is
+            a CPU kernel, so ``quantize`` applies on the CPU only.
+        batch_threads: on the CPU, batches of one call run side by side in this many threads (one core each;
+            the same probabilities as one after another).
     """
 
     def __init__(self, model: str, context_mode: ContextMode = "action", threshold: float = 0.5,
                  name: str | None = None, base: str | None = None, max_length: int = 48,
                  context_max_length: int = 128, batch_size: int = 64, quantize: bool = False,
                  cache: ScoreCache | None = None, num_threads: int | None = None, tokenizer=None, net=None,
-                 trained_games: tuple[str, ...] = ()):
+                 trained_games: tuple[str, ...] = (), device: str = "cpu", batch_threads: int = 1):
         if context_mode not in ("action", "context"):
             raise ConfigError(f"context mode must be 'action' or 'context', got {context_mode!r}")
         import torch
@@ -142,10 +146,18 @@ class HFScorer:
         self.batch_size = batch_size
         self.cache = cache
         self.trained_games = tuple(trained_games)
+        from galad.device import resolve_device
+
+        self.device = resolve_device(device)
+        self.batch_threads = batch_threads if self.device == "cpu" else 1
         if net is None:
             tokenizer, net = load_model(self.model, base=base)
-        if quantize:
+        if quantize and self.device == "cpu":
             net = quantize_dynamic(net)
+        elif self.device != "cpu":
+            net = net.to(self.device)
+            if quantize:  # not the int8 model its card describes: its scores are cached apart
+                self.name += "+fp32"
         self.tokenizer, self.net = tokenizer, net
 
     def score(self, actions: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
@@ -181,7 +193,8 @@ class HFScorer:
 
     def _forward(self, texts: list[str], contexts: list[str] | None) -> list[float]:
         return predict_proba(self.tokenizer, self.net, texts, contexts, self.batch_size,
-                             self.context_max_length if contexts is not None else self.max_length)
+                             self.context_max_length if contexts is not None else self.max_length,
+                             device=None if self.device == "cpu" else self.device, threads=self.batch_threads)
 
 
 PAIR_SPARE = 8
@@ -200,24 +213,42 @@ def encode_pairs(tokenizer, texts: list[str], contexts: list[str], max_length: i
 
 
 def predict_proba(tokenizer, net, texts: list[str], contexts: list[str] | None, batch_size: int,
-                  max_length: int) -> list[float]:
-    """P(label 1) for texts (optionally paired with contexts), in length-sorted batches."""
+                  max_length: int, device=None, threads: int = 1) -> list[float]:
+    """P(label 1) for texts (optionally paired with contexts), in length-sorted batches.
+
+    ``device``: where ``net`` is (its inputs are moved there). ``threads``: batches run side by side in this many
+    threads, each on one core (torch with one intra-op thread runs an op in the calling thread and releases the
+    GIL): the batches are the same as one after another, so are the probabilities, to the bit.
+    """
     import torch
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(contexts[i]) if contexts else 0))
-    probs = [0.0] * len(texts)
-    with torch.inference_mode():
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            a = [texts[i] for i in idx]
-            if contexts is not None:
-                enc = encode_pairs(tokenizer, a, [contexts[i] or "" for i in idx], max_length)
-            else:
-                enc = tokenizer(a, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+    def run(idx: list[int]) -> list[float]:
+        a = [texts[i] for i in idx]
+        if contexts is not None:
+            enc = encode_pairs(tokenizer, a, [contexts[i] or "" for i in idx], max_length)
+        else:
+            enc = tokenizer(a, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        if device is not None:
+            enc = enc.to(device)
+        with torch.inference_mode():
             logits = net(**enc).logits.float()
             p = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, 1]
-            for i, v in zip(idx, p.tolist()):
-                probs[i] = v
+        return p.tolist()
+
+    if threads > 1 and len(batches) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(batches)), thread_name_prefix="galad-score") as ex:
+            results = list(ex.map(run, batches))
+    else:
+        results = [run(idx) for idx in batches]
+    probs = [0.0] * len(texts)
+    for idx, ps in zip(batches, results):
+        for i, v in zip(idx, ps):
+            probs[i] = v
     return probs
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def load_scorer(model: str | None = None, context_mode: ContextMode = "action", threshold: float | None = None,
                 cache: ScoreCache | None | bool = True, train_if_missing: bool = True, base: str | None = None,
                 num_threads: int | None = None, quantize: bool | None = None, batch_size: int = 64,
-                game: str | None = None) -> HarmScorer:
+                game: str | None = None, device: str = "auto", batch_threads: int = 1) -> HarmScorer:
     """A scorer for ``model``.
 
     Args:
@@ -37,6 +37,8 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
         quantize: int8 dynamic quantisation (default: the card's setting; off for other models).
         batch_size: texts per forward pass.
         game: the game the scorer is for (picks the fold of a fold family).
+        device: ``auto``, ``cpu`` or ``cuda`` (:func:`galad.device.resolve_device`; int8 on the CPU only).
+        batch_threads: CPU batches of one call run side by side in this many threads.
 
     Raises:
         ModelNotFoundError: the model cannot be found (or trained).
@@ -67,25 +69,28 @@ def load_scorer(model: str | None = None, context_mode: ContextMode = "action", 
                         max_length=card["max_length"], context_max_length=card["context_max_length"],
                         quantize=card.get("quantize", False) if quantize is None else quantize,
                         cache=cache, num_threads=num_threads, batch_size=batch_size,
-                        trained_games=card_games(card))
+                        trained_games=card_games(card), device=device, batch_threads=batch_threads)
     return HFScorer(model, context_mode=context_mode, threshold=0.5 if threshold is None else threshold,
-                    base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size)
+                    base=base, quantize=bool(quantize), cache=cache, num_threads=num_threads, batch_size=batch_size,
+                    device=device, batch_threads=batch_threads)
 
 
-def ensure_trained(model: str | None = None, game: str | None = None) -> None:
+def ensure_trained(model: str | None = None, game: str | None = None) -> Path | None:
     """Train our model ``model`` (None: the default recipe; for a fold family, the fold for ``game``) if it is not
-    trained yet: once, the first time a command needs it. Other models (hub ids, folders) are left as they are."""
+    trained yet: once, the first time a command needs it. Other models (hub ids, folders) are left as they are.
+    Returns the model's folder (None for a spec that is not one: a hub id, a ``.pt`` file)."""
     from galad.values.train import read_card, train
 
     recipe, folder = _resolve(model, game)
     if recipe is None or read_card(folder) is not None:
-        return
+        return folder
     from galad.values.data import check_data
 
     check_data(recipe)
     log.warning("no trained value model %r in %s: training it now (once; minutes on a laptop CPU)",
                 recipe.name, folder)
     train(recipe, card_md=False)
+    return folder
 
 
 def _resolve(model: str | None, game: str | None = None) -> tuple[Recipe | None, Path | None]:

@@ -57,6 +57,8 @@ class LMConfig:
     context's key/value cache, so this bounds memory (8 states x 40 beams peaked at 4.7 GiB with 8 envs)."""
     num_threads: int | None = None
     """torch threads (None: leave torch's setting)."""
+    device: str = "cpu"
+    """Where the LM runs: ``cpu``, ``cuda`` or ``auto`` (:func:`galad.device.resolve_device`)."""
     cache_size: int = 50_000
     """Entries of the in-memory state-key -> candidates cache (least recently used go first)."""
 
@@ -132,6 +134,11 @@ class LMGenerator:
             import torch
 
             torch.set_num_threads(self.config.num_threads)
+        from galad.device import resolve_device
+
+        self.device = resolve_device(self.config.device)
+        if self.device != "cpu":
+            lm = lm.to(self.device)
         prepare_tokenizer(tokenizer)
         self.tokenizer, self.model = tokenizer, lm
         self.name = str(model) if model else type(lm).__name__
@@ -183,8 +190,9 @@ class LMGenerator:
         cfg = self.config
         tok = self.tokenizer
         tok.padding_side = "left"
-        return tok(list(contexts), return_tensors="pt", padding=True, truncation=True,
-                   max_length=cfg.max_context_tokens, add_special_tokens=False)
+        enc = tok(list(contexts), return_tensors="pt", padding=True, truncation=True,
+                  max_length=cfg.max_context_tokens, add_special_tokens=False)
+        return enc if self.device == "cpu" else enc.to(self.device)
 
     def generate(self, contexts: Sequence[str]) -> list[list[tuple[str, float]]]:
         """``[(action, log-prob)]`` best first, at most ``k`` distinct non-meta actions per context."""
@@ -205,7 +213,7 @@ class LMGenerator:
         with torch.inference_mode():
             cache, logp, mask, last_pos = self._prefill(enc)
             seqs: list[list[int]] = [[] for _ in range(n * b)]
-            scores = torch.full((n, b), float("-inf"))
+            scores = torch.full((n, b), float("-inf"), device=self.device)
             scores[:, 0] = 0.0  # only beam 0 is live before the first token
             for step in range(cfg.max_action_tokens):
                 beam_idx, next_tok, scores, seqs = self._select(logp, scores, seqs, finished)
@@ -266,6 +274,8 @@ class LMGenerator:
                     new_scores[s, j] = sc
                     new_seqs[s * b + j] = seqs[row] + [t]
                     j += 1
+        if self.device != "cpu":  # built on the CPU element by element, moved once
+            beam_idx, next_tok, new_scores = (x.to(self.device) for x in (beam_idx, next_tok, new_scores))
         return beam_idx, next_tok, new_scores, new_seqs
 
     def _advance(self, cache, mask, last_pos, beam_idx, next_tok):
@@ -274,7 +284,8 @@ class LMGenerator:
         import torch
 
         cache.reorder_cache(beam_idx)
-        mask = torch.cat([mask.index_select(0, beam_idx), torch.ones(len(next_tok), 1, dtype=mask.dtype)], dim=1)
+        mask = torch.cat([mask.index_select(0, beam_idx),
+                          torch.ones(len(next_tok), 1, dtype=mask.dtype, device=mask.device)], dim=1)
         last_pos = last_pos.index_select(0, beam_idx) + 1
         res = self.model(input_ids=next_tok.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
                          use_cache=True, **{_cache_kw(): cache})
@@ -342,7 +353,8 @@ def _cache_of(res):
 
 
 # --- the trainer's factory -------------------------------------------------------------------------------
-def load_generator(game: str, agent: str, k: int = 30, config: LMConfig | None = None) -> LMGenerator:
+def load_generator(game: str, agent: str, k: int = 30, config: LMConfig | None = None,
+                   device: str | None = None) -> LMGenerator:
     """The generator ``galad train --candidates lm`` uses: one that never read ``game``'s walkthrough.
 
     :func:`~galad.candidates.lm.folds.resolve_generator` picks it: for ``agent == "galad"`` a distilled generator
@@ -353,7 +365,8 @@ def load_generator(game: str, agent: str, k: int = 30, config: LMConfig | None =
         game: the game being played.
         agent: ``drrn``, ``cmps``, ``galad`` or ``oracle``.
         k: candidates per state.
-        config: decoding settings (``k`` overrides its ``k``).
+        config: decoding settings (``k`` overrides its ``k``, ``device`` its ``device``).
+        device: ``auto``, ``cpu`` or ``cuda``.
 
     Raises:
         LMError: no fine-tuned generator in the cache (the message names ``galad lm train``).
@@ -362,6 +375,8 @@ def load_generator(game: str, agent: str, k: int = 30, config: LMConfig | None =
     cfg = config or LMConfig()
     cfg.k = k
     cfg.beams = max(cfg.beams, k + 10)
+    if device is not None:
+        cfg.device = device
     folder = resolve_generator(game, agent)
     log.info("game %s, agent %s: using the generator %s", game, agent, folder.name)
     return LMGenerator(str(folder), cfg)
