@@ -27,3 +27,43 @@ def real_game_installed(name: str) -> bool:
 def require_real_game(name: str) -> None:
     if not real_game_installed(name):
         pytest.skip(f"{name} is not installed (galad games download {name})")
+
+
+def detection_record(game: str, steps: list[int]) -> dict:
+    """What detection finds at walkthrough ``steps`` of ``game``, with ``text_only`` ``all`` and ``none``: per state
+    the valid actions and a digest of everything else a detection holds (groups, outcome signatures, objects,
+    candidates stepped) and of every stepped candidate's outcome (status, signature, effect, changed). Pinned in
+    ``tests/data/detections.json`` so that a faster detector must find exactly what the older one did."""
+    import hashlib
+    import json
+
+    from galad.candidates.valid import ValidActionSource, ValidConfig, game_state_from_env
+    from galad.env.jiminy import JiminyEnv
+
+    env = JiminyEnv(game)
+    out: dict = {}
+    try:
+        for mode in ("all", "none"):
+            src = ValidActionSource(ValidConfig(workers=0, text_only=mode))
+            stepped: list = []
+            run = src._engines.run
+
+            def recording(spec, story, engine_state, actions, noise, _run=run):
+                res = _run(spec, story, engine_state, actions, noise)
+                stepped.extend((o.action, o.status, o.signature, o.effect, o.changed) for o in res)
+                return res
+
+            src._engines.run = recording
+            for step in steps:
+                obs, _ = env.reset()
+                for a in env.walkthrough[:step]:
+                    obs, *_ = env.step(a)
+                stepped.clear()
+                det = src.detect(game_state_from_env(env, obs, env.walkthrough[step - 1] if step else ""))
+                rest = json.dumps([det.groups, det.signatures, det.objects, det.n_candidates, stepped], sort_keys=True)
+                out[f"{game}@{step}/{mode}"] = {"actions": det.actions,
+                                                "digest": hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}
+            src.close()
+    finally:
+        env.close()
+    return out

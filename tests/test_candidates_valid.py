@@ -374,3 +374,21 @@ def test_budget_ranks_two_object_verbs_the_parser_asked_about_first(src):
     pair = ["tie jar to tinderbox", "wave jar at tinderbox"]
     assert src._ranked(pair, grammar, set()) == pair
     assert src._ranked(pair, grammar, {grammar.key("wave")}) == pair[::-1]
+
+
+_PINNED = __import__("pathlib").Path(__file__).parent / "data" / "detections.json"
+
+
+@pytest.mark.parametrize("game", ["demo", pytest.param("zork1", marks=pytest.mark.realgames)])
+def test_detection_finds_what_it_found_before_it_was_made_faster(game):
+    """The pinned detections (``tests/data/detections.json``, written by the detector before the probe loop's
+    speed-ups): the same actions, groups, signatures, objects and per-candidate outcomes, both text-only modes."""
+    import json
+
+    from helpers import detection_record, require_real_game
+
+    if game != "demo":
+        require_real_game(game)
+    pinned = {k: v for k, v in json.loads(_PINNED.read_text()).items() if k.startswith(game + "@")}
+    steps = sorted({int(k.split("@")[1].split("/")[0]) for k in pinned})
+    assert detection_record(game, steps) == pinned
