@@ -24,8 +24,8 @@ from galad.atomic import write_json_atomic
 from galad.config import SCORING_AGENTS
 from galad.errors import ConfigError
 
-#: Settings of a compared run; every commit the comparison runs against must know them.
-_RUN = ("game", "agent", "envs", "steps", "seed", "run_dir", "valid_text_only")
+#: How a run starts in either tree (``python -m galad`` is not in every older commit). The settings a run gets
+#: (game, agent, envs, steps, seed, run_dir, valid_text_only, valid_budget, value_model) must exist in both.
 _LAUNCH = "import sys; from galad.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -76,18 +76,29 @@ def _run_once(root: Path, settings: dict, name: str, log) -> dict:
             "peak_memory_mb": profile.get("peak_memory_mb"), "actions": actions}
 
 
+def _model_id(folder: str | None) -> str | None:
+    """What the results say of the value model: its card's id (a folder path says nothing on another machine)."""
+    if folder is None:
+        return None
+    from galad.values.train import read_card
+
+    card = read_card(Path(folder))
+    return card["model_id"] if card else Path(folder).name
+
+
 def bench_against(commit: str, game: str = "zork1", agents=("drrn", "galad"), envs: int = 8, steps: int = 30,
                   rounds: int = 2, seed: int = 1, value_model: str | None = None, text_only: str = "all",
-                  json_out: str | None = None, keep: str | None = None, log=print) -> dict:
+                  budget: int = 0, json_out: str | None = None, keep: str | None = None, log=print) -> dict:
     """Throughput of this tree over ``commit``'s, per agent, measured side by side (see the module doc).
 
     ``value_model``: the scoring agents' model, the same folder for both commits (default: this tree's default
-    model, trained first if needed). ``keep``: a folder to keep the runs in (default: a temporary one).
+    model, trained first if needed). ``budget``: the runs' ``valid_budget`` (0: every candidate). ``keep``: a folder
+    to keep the runs in (default: a temporary one).
     """
     from galad.values.loading import ensure_trained
 
-    if rounds < 1 or steps < 1 or envs < 1:
-        raise ConfigError("--rounds, --agent-steps and --envs must be >= 1")
+    if rounds < 1 or steps < 1 or envs < 1 or budget < 0:
+        raise ConfigError("--rounds, --agent-steps and --envs must be >= 1, --budget >= 0")
     root = source_root()
     found = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"],
                            capture_output=True, text=True)
@@ -106,7 +117,8 @@ def bench_against(commit: str, game: str = "zork1", agents=("drrn", "galad"), en
     older = work / "older-tree"
     result: dict = {"against": sha, "this": head, "this_has_uncommitted_changes": dirty, "game": game,
                     "envs": envs, "steps": steps, "rounds": rounds, "seed": seed, "valid_text_only": text_only,
-                    "value_model": model_dir, "load_average_at_start": round(os.getloadavg()[0], 2),
+                    "valid_budget": budget,
+                    "value_model": _model_id(model_dir), "load_average_at_start": round(os.getloadavg()[0], 2),
                     "per_agent": {}}
     try:
         if older.exists():
@@ -119,6 +131,8 @@ def bench_against(commit: str, game: str = "zork1", agents=("drrn", "galad"), en
                 for side, tree in (trees.items() if r % 2 == 0 else reversed(trees.items())):
                     settings = {"game": game, "agent": agent, "envs": envs, "steps": steps, "seed": seed,
                                 "run_dir": str(work / "runs"), "valid_text_only": text_only}
+                    if budget:
+                        settings["valid_budget"] = budget
                     if agent in SCORING_AGENTS:
                         settings["value_model"] = model_dir
                     runs[side].append(_run_once(tree, settings, f"{agent}-{side}-{r}", log))

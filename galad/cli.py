@@ -85,7 +85,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if bad or not agents:
             raise ConfigError(f"--agents: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(AGENTS)}")
         bench_against(args.against, args.agent_game, agents, args.envs, args.agent_steps, args.rounds,
-                      value_model=args.value_model, json_out=args.json, keep=args.keep)
+                      value_model=args.value_model, budget=args.budget, json_out=args.json, keep=args.keep)
         return 0
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -444,6 +444,8 @@ def _add_bench(sub) -> None:
     bench.add_argument("--rounds", type=int, default=2, help="with --against: runs per tree and agent (default 2)")
     bench.add_argument("--value-model", default=None,
                        help="with --against: the scoring agents' model folder, used by both trees (default: ours)")
+    bench.add_argument("--budget", type=int, default=0, metavar="N",
+                       help="with --against: both trees' runs step at most N candidates per state (0: all)")
     bench.add_argument("--keep", metavar="DIR", help="with --against: keep the runs in DIR")
     bench.set_defaults(func=_cmd_bench)
 
