@@ -392,3 +392,17 @@ def test_detection_finds_what_it_found_before_it_was_made_faster(game):
     pinned = {k: v for k, v in json.loads(_PINNED.read_text()).items() if k.startswith(game + "@")}
     steps = sorted({int(k.split("@")[1].split("/")[0]) for k in pinned})
     assert detection_record(game, steps) == pinned
+
+
+@pytest.mark.realgames
+def test_a_bare_synonym_of_a_meta_verb_is_no_candidate():
+    """Plundered hearts' bare ``rescue`` is its ``save`` (stepping it wrote a saved game into the working folder);
+    ``rescue OBJ`` is a story action and stays."""
+    from helpers import require_real_game
+
+    from galad.candidates.valid.source import _story
+
+    require_real_game("plunderedhearts")
+    spec, story = _story("plunderedhearts")
+    texts = {t.text for t in load_grammar(story, "plunderedhearts").templates}
+    assert "rescue OBJ" in texts and "rescue" not in texts

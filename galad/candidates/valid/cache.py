@@ -21,7 +21,7 @@ from galad.candidates.base import GameState
 from galad.candidates.valid.probe import Prober, object_region
 from galad.candidates.valid.replies import Detection
 
-_DETECTOR_VERSION = 4  # bump when detection changes what it finds: stored detections of older ones are not used
+_DETECTOR_VERSION = 5  # bump when detection changes what it finds: stored detections of older ones are not used
 
 
 class DetectionCache:

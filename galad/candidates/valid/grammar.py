@@ -240,7 +240,9 @@ def _annotate_from_zil(templates: list[Template], story: Story, word_len: int) -
     """Borrowed templates with the held flags and action key of the story's own matching syntax line.
 
     A template ``verb [prep] OBJ [prep] OBJ`` matches the line of its verb with the same number of objects
-    and the same prepositions; templates without a match are kept as they are.
+    and the same prepositions; templates without a match are kept as they are. A bare verb that the story makes
+    a synonym of a meta verb is dropped: plundered hearts' ``rescue`` is its ``save`` (stepping it writes a saved
+    game into the working folder), while ``rescue OBJ`` is a story action.
     """
     try:
         _, verbs, syntax, preps = _zil_grammar(story)
@@ -252,6 +254,8 @@ def _annotate_from_zil(templates: list[Template], story: Story, word_len: int) -
     for t in templates:
         toks = t.text.split()
         num = verb_num.get(toks[0][:word_len])
+        if t.holes == 0 and num is not None and any(_is_meta(w) for w in verbs[num]):
+            continue
         if num is None or t.holes == 0:
             out.append(t)
             continue
