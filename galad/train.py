@@ -635,6 +635,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
     else:
         cfg.validate()
         get_game(cfg.game).require_installed()  # fail before creating a run folder
+    resolve_device(cfg.device)  # --device cuda without a GPU: one line, no run folder
     prepare_value_model(cfg)
     prepare_generator(cfg)
     if not resume:

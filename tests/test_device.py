@@ -83,3 +83,13 @@ def test_side_by_side_cpu_batches_give_the_same_probabilities_to_the_bit():
     one = predict_proba(tok, net, texts, contexts, 16, 128, threads=1)
     two = predict_proba(tok, net, texts, contexts, 16, 128, threads=2)
     assert one == two and len(set(one)) > 10
+
+
+def test_train_on_cuda_without_a_gpu_fails_before_any_run_folder(tmp_path, monkeypatch, capsys):
+    from galad.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["train", "--agent", "drrn", "--device", "cuda", "--steps", "1", "--run-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "no CUDA device" in err[0]
+    assert not (tmp_path / "runs").exists()
