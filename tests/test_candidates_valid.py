@@ -406,3 +406,39 @@ def test_a_bare_synonym_of_a_meta_verb_is_no_candidate():
     spec, story = _story("plunderedhearts")
     texts = {t.text for t in load_grammar(story, "plunderedhearts").templates}
     assert "rescue OBJ" in texts and "rescue" not in texts
+
+
+def _example(pattern: str) -> str:
+    """A reply a failure pattern matches, spelled out (``don'?t`` -> ``don't``, ``.*`` -> `` lamp ``, ...)."""
+    s = re.sub(r"\(\?:([^|)]*)(?:\|[^)]*)?\)\??", r"\1", pattern)
+    for a, b in (("'?", "'"), ("[sz]", "s"), (".*", " lamp "), (r"\s*", ""), (r"\b", ""), ("^", ""), ("$", ""),
+                 (r"\[?", ""), (r"\w+", "lamp"), ("[a-z ]+", "take"), (r"\?", "?"), (r"\.", "."), ("s?", "s")):
+        s = s.replace(a, b)
+    return s
+
+
+def test_the_failure_words_prefilter_never_changes_the_verdict(src, env):
+    """Each failure pattern's word is in the replies it matches (checked on a spelled-out reply of each), and on
+    every reply of the demo's candidates at a few states the prefiltered check agrees with the bare regex."""
+    from galad.candidates.valid import probe
+
+    for pattern, word in probe._FAILURES:
+        text = "\n" + _example(pattern) + "\n"
+        assert probe.PARSER_FAILURES.search(text), (pattern, text)
+        assert word in text.lower() and probe.is_parser_failure(text), (pattern, word, text)
+    texts = set()
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        for step, a in enumerate(e.walkthrough[:12]):
+            if step % 4 == 0:
+                det = src.detect(game_state_from_env(e, obs, a))
+                cands = [c for group in det.groups.values() for c in group]
+                words_ = ["xyzzy", "take", "take all", "put lamp", "which", "drop it", "wait 3"] + cands
+                texts.update(o.text for o in src.evaluate("demo", e.get_state(), words_))
+            obs, *_ = e.step(a)
+    finally:
+        e.close()
+    bare = lambda t: probe.PARSER_FAILURES.search(probe._SPACE_RUN.sub(" ", probe.MARKER.sub("", t))) is not None  # noqa: E731
+    assert len(texts) > 100 and any(bare(t) for t in texts) and any(not bare(t) for t in texts)
+    assert [probe.is_parser_failure(t) for t in sorted(texts)] == [bare(t) for t in sorted(texts)]
