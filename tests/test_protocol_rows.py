@@ -207,8 +207,9 @@ def _trainer_agent_args(monkeypatch, cfg: TrainConfig) -> tuple:
 
     got = []
 
-    def record(*args):
+    def record(*args, **kwargs):
         got.extend(args)
+        got.extend(kwargs.values())  # device=: where the network runs, not one of upstream's settings
         raise Built
 
     monkeypatch.setattr(train, "DRRNAgent", record)

@@ -232,11 +232,15 @@ def test_evaluate_and_watch(galad_run, tmp_path):
 def test_overlapped_next_step_is_the_same_run(tmp_path, monkeypatch, agent):
     """The next step's candidates and policy, worked out beside the TD update, give the run one after the other
     gives: the same transcripts, line for line (episodes end and reset in between)."""
-    sys.path.insert(0, str(HERE))
+    monkeypatch.syspath_prepend(str(HERE))
     import _train_stub
 
-    _train_stub.patch()
     from galad import train as tr
+
+    # the stub's doubles, undone after this test (other tests build the real pieces in this process)
+    monkeypatch.setattr(tr, "make_candidate_source", lambda cfg, disk_cache=False: _train_stub.FixedCandidates())
+    monkeypatch.setattr(tr, "prepare_value_model", lambda cfg: None)
+    monkeypatch.setattr(tr, "load_value_model", lambda cfg, score_cache=True: _train_stub.KeywordScorer())
     from galad.config import TrainConfig
     from galad.runs import RunFolder
 
