@@ -113,7 +113,7 @@ def bench_against(commit: str, game: str = "zork1", agents=("drrn", "galad"), en
         if folder is None:
             raise ConfigError(f"--value-model {value_model}: both commits need it as a folder of a trained model")
         model_dir = str(folder)
-    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="galad-bench-"))
+    work = Path(keep).resolve() if keep else Path(tempfile.mkdtemp(prefix="galad-bench-"))  # the runs start elsewhere
     older = work / "older-tree"
     result: dict = {"against": sha, "this": head, "this_has_uncommitted_changes": dirty, "game": game,
                     "envs": envs, "steps": steps, "rounds": rounds, "seed": seed, "valid_text_only": text_only,

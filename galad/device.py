@@ -9,12 +9,12 @@ under that contention); independent batches then run side by side in threads ins
 from __future__ import annotations
 
 import os
-from typing import Literal
+import typing
 
+from galad.config import Device
 from galad.errors import ConfigError
 
-DeviceSpec = Literal["auto", "cpu", "cuda"]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DEVICES: tuple[str, ...] = typing.get_args(Device)
 
 
 def resolve_device(spec: str = "auto") -> str:
@@ -36,10 +36,14 @@ def resolve_device(spec: str = "auto") -> str:
     return "cuda" if available else "cpu"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_workers(limit: int = 2) -> int:
     """Threads to run independent CPU batches side by side: the cores this process may use, at most ``limit``."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(limit, n))
+    return max(1, min(limit, available_cpus()))

@@ -38,7 +38,6 @@ templates, ranking), :mod:`~galad.candidates.valid.pool` (the engines stepping a
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -54,6 +53,7 @@ from galad.candidates.valid.grammar import Grammar, load_grammar
 from galad.candidates.valid.pool import POOL_TIMEOUT, Engines
 from galad.candidates.valid.probe import VOCABULARY_FAILURES, Outcome
 from galad.candidates.valid.replies import Detection, collapse, judge, words
+from galad.device import available_cpus
 from galad.errors import GaladError
 
 log = logging.getLogger(__name__)
@@ -320,8 +320,5 @@ def game_state_from_env(env, obs: str, prev_action: str = "", look: str = "", in
 
 def default_workers() -> int:
     """Worker processes to use by default: the CPUs this process may run on, at most 4."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
+    n = available_cpus()
     return min(4, n) if n > 1 else 0
