@@ -24,9 +24,9 @@ from galad.atomic import write_json_atomic
 from galad.config import SCORING_AGENTS
 from galad.errors import ConfigError
 
-#: How a run starts in either tree (``python -m galad`` is not in every older commit). The settings a run gets
-#: (game, agent, envs, steps, seed, run_dir, valid_text_only, valid_budget, value_model) must exist in both.
-_LAUNCH = "import sys; from galad.cli import main; sys.exit(main(sys.argv[1:]))"
+#: How a run starts in either tree, as a sweep starts its runs. The settings a run gets (game, agent, envs,
+#: steps, seed, run_dir, valid_text_only, valid_budget, value_model) are flags both trees know.
+_LAUNCH = ["-m", "galad.cli", "train", "--no-progress"]
 
 
 def _git(root: Path, *args: str) -> str:
@@ -47,22 +47,13 @@ def source_root() -> Path:
         raise ConfigError(f"bench --against needs a git checkout of galad; {here} is not one") from None
 
 
-def _toml(settings: dict) -> str:
-    lines = []
-    for k, v in settings.items():
-        lines.append(f"{k} = {json.dumps(v)}")
-    return "\n".join(lines) + "\n"
-
-
 def _run_once(root: Path, settings: dict, name: str, log) -> dict:
     """One ``galad train`` run from the tree at ``root``; returns its profile and actions."""
     run_dir = Path(settings["run_dir"])
-    cfg_file = run_dir / f"{name}.toml"
-    cfg_file.parent.mkdir(parents=True, exist_ok=True)
-    cfg_file.write_text(_toml(settings), encoding="utf-8")
+    flags = [x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-c", _LAUNCH, "train", "--config", str(cfg_file), "--no-progress",
-                           "--run-name", name], cwd=root, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, *_LAUNCH, "--run-name", name, *flags], cwd=root, env=env,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         raise ConfigError(f"run {name} failed at {root}:\n{tail}")

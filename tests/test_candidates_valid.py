@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -376,7 +377,7 @@ def test_budget_ranks_two_object_verbs_the_parser_asked_about_first(src):
     assert src._ranked(pair, grammar, {grammar.key("wave")}) == pair[::-1]
 
 
-_PINNED = __import__("pathlib").Path(__file__).parent / "data" / "detections.json"
+_PINNED = Path(__file__).parent / "data" / "detections.json"
 
 
 @pytest.mark.parametrize("game", ["demo", pytest.param("zork1", marks=pytest.mark.realgames)])
