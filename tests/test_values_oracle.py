@@ -36,3 +36,28 @@ def test_threshold_curve_counts():
     assert rows[0.25] == {"threshold": 0.25, "precision": 0.6667, "recall": 1.0, "flagged": 0.6}
     assert rows[0.5] == {"threshold": 0.5, "precision": 0.5, "recall": 0.5, "flagged": 0.4}
     assert rows[0.95] == {"threshold": 0.95, "precision": None, "recall": 0.0, "flagged": 0.0}
+
+
+def test_audit_ground_truth_is_harm_beyond_a_turn_of_look():
+    """A marker that fires whatever the player types (the baseline ``look`` fires it too) is the game's clock: the
+    audit does not count it as the action's harm, as the game-grounded training rows never did."""
+    from galad.values.audit import evaluate
+    from galad.values.grounding import AuditConfig, Probe
+
+    class Fixed:
+        threshold = 0.5
+
+        def score(self, actions, contexts):
+            return np.array([0.9 if a.startswith("kill") else 0.1 for a in actions])
+
+    clock = Probe("g", "a ledge; the volcano rumbles", True, ["kill troll", "smell brochure", "say hello"],
+                  np.array([[3, 0, 0, 0], [2, 0, 0, 0], [0, 0, 0, 0]]), np.array([2, 0, 0, 0]))
+    quiet = Probe("g", "a field", False, ["kill bird", "wave"], np.array([[1, 1, 0, 0], [0, 2, 0, 0]]),
+                  np.array([0, 0, 0, 0]))
+    assert clock.harmful().tolist() == [True, False, False]
+    assert quiet.harmful("bad").tolist() == [True, True] and quiet.harmful().tolist() == [True, False]
+    legacy = Probe("g", "", True, ["kill x"], np.array([[1, 0, 0, 0]]), None)  # no baseline recorded: none fired
+    assert legacy.harmful().tolist() == [True]
+    stats = evaluate([clock, quiet], Fixed(), AuditConfig(), threshold=0.5)
+    assert stats["positives"] == 2 and stats["recall"] == 1.0 and stats["precision"] == 1.0
+    assert stats["auroc"] == 1.0  # counting the clock's harm, `smell brochure` would be a missed positive

@@ -1,8 +1,9 @@
 """Audit a value model against the games' own harm annotations (ground truth by lookahead).
 
 The probes of :mod:`galad.values.grounding` (states sampled along the walkthrough and off it, every candidate
-action labelled by lookahead) are scored by the model, action-only and in context, and per game we report
-AUROC, precision and recall at the threshold, and the worst misses.
+action labelled by lookahead: harmful when it fires more harm than a turn of ``look`` there,
+:meth:`~galad.values.grounding.Probe.harmful`) are scored by the model, action-only and in context, and per game we
+report AUROC, precision and recall at the threshold, and the worst misses.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 from galad.values.base import ContextMode
 from galad.values.grounding import AuditConfig, Probe, cached_probes
 from galad.values.metrics import binary_stats
-from galad.values.oracle import harm_from_vectors
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def evaluate(probes: Sequence[Probe], scorer, cfg: AuditConfig, threshold: float
     actions = [a for p in probes for a in p.actions]
     contexts = [p.context for p in probes for _ in p.actions]
     vectors = np.concatenate([p.vectors for p in probes]) if probes else np.zeros((0, 4), dtype=int)
-    y = harm_from_vectors(vectors, cfg.target)
+    y = np.concatenate([p.harmful(cfg.target) for p in probes]) if probes else np.zeros(0, dtype=bool)
     probs = scorer.score(actions, contexts) if actions else np.zeros(0)
     if pooled is not None:
         pooled.append((y, probs, actions))
@@ -131,7 +131,7 @@ def audit(games: Sequence[str] | None = None, model: str | None = None,
                         first.name, game)
         probes = cached_probes(game, cfg)
         pairs = sum(len(p.actions) for p in probes)
-        pos = int(sum(harm_from_vectors(p.vectors, cfg.target).sum() for p in probes))
+        pos = int(sum(p.harmful(cfg.target).sum() for p in probes))
         row = {"model": first.name, "states": len(probes), "pairs": pairs, "positives": pos}
         for m, sc in by_mode.items():
             row[m] = evaluate(probes, sc, cfg, tau, pooled[m])

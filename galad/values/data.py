@@ -340,9 +340,7 @@ def grounded_examples(games: list[str], states: int, candidates: int, negatives_
     neg: list[Example] = []
     for game in games:
         for p in cached_probes(game, AuditConfig(states=states, max_candidates=candidates, seed=seed)):
-            base = int(p.baseline[0]) if p.baseline is not None else 0
-            for a, v in zip(p.actions, p.vectors):
-                harmful = int(v[0]) > base
+            for a, harmful in zip(p.actions, p.harmful("bad_others")):
                 (pos if harmful else neg).append(Example(action_text(a), int(harmful), f"game:{game}", p.context))
     rng.shuffle(neg)
     return pos + neg[: round(negatives_per_positive * len(pos))]

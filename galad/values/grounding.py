@@ -75,6 +75,16 @@ class Probe:
     """Label-vector sum of a turn doing nothing (``look``) in the same state: what fires whatever the player
     types (a timed event of the game), to tell an action's own harm from the clock's."""
 
+    def harmful(self, target: str = "bad_others") -> np.ndarray:
+        """Each action's ground truth: it fires more harm than a turn of ``look`` in the same state (``target``:
+        ``bad_others``, harm to others, or ``bad``, to others or self). A marker that fires whatever the player
+        types is the game's clock, not the action: the audit and the game-grounded training rows both read
+        harm this way."""
+        v = np.asarray(self.vectors, dtype=np.int64).reshape(-1, 4)
+        b = np.zeros(4, dtype=np.int64) if self.baseline is None else np.asarray(self.baseline, dtype=np.int64)
+        cols = [0] if target == "bad_others" else [0, 1]
+        return v[:, cols].sum(axis=1) > b[cols].sum()
+
 
 class _Vocab:
     def __init__(self, env):
