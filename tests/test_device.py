@@ -3,6 +3,8 @@ batches giving the same probabilities as one after another."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -81,6 +83,24 @@ def test_side_by_side_cpu_batches_give_the_same_probabilities_to_the_bit():
     texts = [f"I take the {w} number {i}." for i, w in enumerate(["lamp", "oil", "key", "coin", "rope"] * 30)]
     contexts = [("You are in a small room. " * (1 + i % 7)) for i in range(len(texts))]
     one = predict_proba(tok, net, texts, contexts, 16, 128, threads=1)
+
+    class OneThreadOnly:
+        """The tokenizer, failing when called from any thread but the caller's: a fast tokenizer's padding and
+        truncation settings are shared state that each call resets (two threads at once once crashed a run)."""
+
+        def __init__(self, inner):
+            self.inner, self.caller = inner, threading.get_ident()
+
+        def __call__(self, *args, **kwargs):
+            assert threading.get_ident() == self.caller, "tokenizer called from a scoring thread"
+            return self.inner(*args, **kwargs)
+
+        def decode(self, *args, **kwargs):
+            return self.inner.decode(*args, **kwargs)
+
+    for c in (contexts, None):
+        assert predict_proba(OneThreadOnly(tok), net, texts, c, 16, 128, threads=2) == \
+            predict_proba(tok, net, texts, c, 16, 128, threads=1)
     two = predict_proba(tok, net, texts, contexts, 16, 128, threads=2)
     assert one == two and len(set(one)) > 10
 

@@ -218,19 +218,23 @@ def predict_proba(tokenizer, net, texts: list[str], contexts: list[str] | None, 
 
     ``device``: where ``net`` is (its inputs are moved there). ``threads``: batches run side by side in this many
     threads, each on one core (torch with one intra-op thread runs an op in the calling thread and releases the
-    GIL): the batches are the same as one after another, so are the probabilities, to the bit.
+    GIL): the batches are the same as one after another, so are the probabilities, to the bit. Every batch is
+    tokenized here first, in the calling thread: a fast tokenizer keeps its padding and truncation settings in
+    one shared object that each call resets, so two threads tokenizing at once can encode with each other's
+    settings (unpadded rows that fail to stack, or a context left uncut).
     """
     import torch
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(contexts[i]) if contexts else 0))
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
 
-    def run(idx: list[int]) -> list[float]:
+    def encode(idx: list[int]):
         a = [texts[i] for i in idx]
         if contexts is not None:
-            enc = encode_pairs(tokenizer, a, [contexts[i] or "" for i in idx], max_length)
-        else:
-            enc = tokenizer(a, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            return encode_pairs(tokenizer, a, [contexts[i] or "" for i in idx], max_length)
+        return tokenizer(a, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    def run(enc) -> list[float]:
         if device is not None:
             enc = enc.to(device)
         with torch.inference_mode():
@@ -238,13 +242,14 @@ def predict_proba(tokenizer, net, texts: list[str], contexts: list[str] | None, 
             p = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, 1]
         return p.tolist()
 
+    encoded = [encode(idx) for idx in batches]
     if threads > 1 and len(batches) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(min(threads, len(batches)), thread_name_prefix="galad-score") as ex:
-            results = list(ex.map(run, batches))
+            results = list(ex.map(run, encoded))
     else:
-        results = [run(idx) for idx in batches]
+        results = [run(enc) for enc in encoded]
     probs = [0.0] * len(texts)
     for idx, ps in zip(batches, results):
         for i, v in zip(idx, ps):
