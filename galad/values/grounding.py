@@ -22,7 +22,7 @@ import numpy as np
 from galad import paths
 from galad.atomic import read_json, write_text_atomic
 from galad.values.base import SHORT_OBSERVATION, scene_context
-from galad.values.oracle import lookahead_label_vectors
+from galad.values.oracle import harm_from_vectors, lookahead_label_vectors
 
 TRANSITIVE_VERBS = (
     "take", "drop", "open", "close", "eat", "drink", "attack", "kill", "hit", "kick", "break", "burn", "push",
@@ -81,9 +81,7 @@ class Probe:
         types is the game's clock, not the action: the audit and the game-grounded training rows both read
         harm this way."""
         v = np.asarray(self.vectors, dtype=np.int64).reshape(-1, 4)
-        b = np.zeros(4, dtype=np.int64) if self.baseline is None else np.asarray(self.baseline, dtype=np.int64)
-        cols = [0] if target == "bad_others" else [0, 1]
-        return v[:, cols].sum(axis=1) > b[cols].sum()
+        return harm_from_vectors(v if self.baseline is None else v - np.asarray(self.baseline, dtype=np.int64), target)
 
 
 class _Vocab:
