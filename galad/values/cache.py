@@ -23,6 +23,13 @@ def cache_key(text: str, context: str | None = None) -> str:
     return hashlib.blake2b(f"{context}\0{text}".encode("utf-8", "replace"), digest_size=16).hexdigest()
 
 
+def input_key(text: str, context_ids: Sequence[int]) -> str:
+    """Key of one contextual input by what the model reads of it: the text and the context's token ids after
+    the cut to the model's length (scenes that differ only past the cut are one input)."""
+    return hashlib.blake2b(f"{','.join(map(str, context_ids))}\1{text}".encode("utf-8", "replace"),
+                           digest_size=16).hexdigest()
+
+
 class ScoreCache:
     """Scores keyed by (model, context mode, key), in memory and on disk (:class:`galad.store.SqliteStore`).
 

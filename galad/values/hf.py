@@ -19,7 +19,7 @@ import numpy as np
 
 from galad.errors import ConfigError, ModelNotFoundError
 from galad.values.base import ContextMode, action_text
-from galad.values.cache import ScoreCache, cache_key
+from galad.values.cache import ScoreCache, cache_key, input_key
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ class HFScorer:
             if quantize:  # not the int8 model its card describes: its scores are cached apart
                 self.name += "+fp32"
         self.tokenizer, self.net = tokenizer, net
+        self._token_ids: dict[str, list[int]] = {}
 
     def score(self, actions: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         """P(harm) of each action (in its context, in contextual mode); an empty list gives an empty array."""
@@ -171,7 +172,7 @@ class HFScorer:
             if contexts is not None and len(contexts) != n:
                 raise ConfigError(f"{n} actions but {len(contexts)} contexts")
             ctxs = [" ".join((c or "").split()) for c in contexts] if contexts is not None else [""] * n
-            keys = [cache_key(t, c) for t, c in zip(texts, ctxs)]
+            keys = self._pair_keys(texts, ctxs)
         else:
             keys = texts
         cached = self.cache.get_many(self.name, self.context_mode, keys) if self.cache is not None else [None] * n
@@ -191,6 +192,24 @@ class HFScorer:
                 self.cache.put_many(self.name, self.context_mode, got.items())
         return out
 
+    def _pair_keys(self, texts: list[str], ctxs: list[str]) -> list[str]:
+        """The cache key of each (action text, context) pair: the text and the context tokens the model reads.
+        :func:`encode_pairs` cuts the context to fit ``context_max_length``, so scenes that differ only past the
+        cut (a room's description followed by different short replies) are one model input, scored once. Each
+        distinct string is tokenized once (memoised). An action too long to leave the context its room is keyed
+        by the whole pair (:func:`encode_pairs` cuts such an action; they are rare)."""
+        memo = self._token_ids
+        if len(memo) > TOKEN_MEMO:
+            memo.clear()
+        new = [s for s in dict.fromkeys([*texts, *ctxs]) if s not in memo]
+        if new:
+            memo.update(zip(new, self.tokenizer(new, add_special_tokens=False)["input_ids"]))
+        length = self.context_max_length
+        special = self.tokenizer.num_special_tokens_to_add(pair=True)
+        room = max(1, length - PAIR_SPARE)
+        return [cache_key(t, c) if len(memo[t]) > room else input_key(t, memo[c][:length - special - len(memo[t])])
+                for t, c in zip(texts, ctxs)]
+
     def _forward(self, texts: list[str], contexts: list[str] | None) -> list[float]:
         return predict_proba(self.tokenizer, self.net, texts, contexts, self.batch_size,
                              self.context_max_length if contexts is not None else self.max_length,
@@ -199,6 +218,9 @@ class HFScorer:
 
 PAIR_SPARE = 8
 """Tokens of a pair kept for the special tokens and some context when the action alone is too long."""
+
+TOKEN_MEMO = 200_000
+"""Distinct strings whose token ids a contextual scorer keeps for its cache keys (then it starts over)."""
 
 
 def encode_pairs(tokenizer, texts: list[str], contexts: list[str], max_length: int):
