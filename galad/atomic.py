@@ -19,6 +19,18 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+"""The process's umask, read once at import: the temporaries below are made private (``tempfile``: 0600 files,
+0700 folders) and get the mode a plain ``open``/``mkdir`` would have given them before they are renamed into
+place, so runs, models and caches stay readable where the user's other files are."""
+
+
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without an error it replaces ``path``.
@@ -33,6 +45,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -72,7 +85,9 @@ def new_temp_dir(dest: str | Path) -> Path:
     """An empty temporary folder beside ``dest``, to fill and then hand to :func:`replace_dir`."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=f".tmp-{os.getpid()}", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=f".tmp-{os.getpid()}", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
 
 
 def replace_dir(tmp: str | Path, dest: str | Path) -> Path:

@@ -49,3 +49,20 @@ def test_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="no transcript for env 3"):
         list(RunFolder.existing(tmp_path).transcript_lines(3))
+
+
+def test_atomic_files_and_folders_get_the_mode_a_plain_write_would(tmp_path):
+    """The temporaries are private (0600 / 0700) until renamed into place; what lands has the umask's mode, so a
+    run's config.json or a trained model's folder is as readable as any file the user writes."""
+    import os
+    import stat
+
+    from galad.atomic import atomic_dir, write_json_atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_json_atomic(tmp_path / "summary.json", {"a": 1})
+    with atomic_dir(tmp_path / "model") as d:
+        (d / "weights.bin").write_bytes(b"0")
+    assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o777 & ~mask
