@@ -198,13 +198,13 @@ class HFScorer:
         cut (a room's description followed by different short replies) are one model input, scored once. Each
         distinct string is tokenized once (memoised). An action too long to leave the context its room is keyed
         by the whole pair (:func:`encode_pairs` cuts such an action; they are rare)."""
-        memo = self._token_ids
+        memo, length = self._token_ids, self.context_max_length
         if len(memo) > TOKEN_MEMO:
             memo.clear()
         new = [s for s in dict.fromkeys([*texts, *ctxs]) if s not in memo]
-        if new:
-            memo.update(zip(new, self.tokenizer(new, add_special_tokens=False)["input_ids"]))
-        length = self.context_max_length
+        if new:  # no more than the first ``length`` tokens of a string can reach the model
+            ids = self.tokenizer(new, add_special_tokens=False, truncation=True, max_length=length)["input_ids"]
+            memo.update(zip(new, ids))
         special = self.tokenizer.num_special_tokens_to_add(pair=True)
         room = max(1, length - PAIR_SPARE)
         return [cache_key(t, c) if len(memo[t]) > room else input_key(t, memo[c][:length - special - len(memo[t])])
