@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from galad.atomic import write_text_atomic
+from galad.atomic import write_json_atomic
 from galad.config import POLICY_HARM_THRESHOLD
 from galad.values.base import action_text
 from galad.values.grounding import AuditConfig, cached_probes
@@ -74,10 +74,7 @@ def main() -> None:
         texts = [action_text(a) for p in probes for a in p.actions]
         contexts = [p.context for p in probes for _ in p.actions]
         y = np.concatenate([p.harmful(cfg.target) for p in probes])
-        def timed(model):
-            return scored(tok, model, texts, contexts, length)
-
-        (fp32, fp32_speed), (int8, int8_speed) = timed(net), timed(q)
+        (fp32, fp32_speed), (int8, int8_speed) = (scored(tok, m, texts, contexts, length) for m in (net, q))
         alone = np.array(predict_proba(tok, q, texts, contexts, 1, length))
         row = {"pairs": len(texts), "harmful": int(y.sum()),
                "int8_vs_fp32": compare(int8, fp32, tau), "int8_alone_vs_fp32": compare(alone, fp32, tau),
@@ -85,13 +82,13 @@ def main() -> None:
                "pairs_per_cpu_s": {"fp32": fp32_speed, "int8": int8_speed}}
         scores = {"fp32": fp32, "int8": int8, "int8_alone": alone}
         for name, model in others.items():
-            scores[name], row["pairs_per_cpu_s"][name] = timed(model)
+            scores[name], row["pairs_per_cpu_s"][name] = scored(tok, model, texts, contexts, length)
             row[f"{name}_vs_fp32"] = compare(scores[name], fp32, tau)
         row["auroc"] = {k: round(float(binary_stats(y, v, tau)["auroc"]), 4) for k, v in scores.items()}
         out["games"][game] = row
         print(json.dumps({game: row}), flush=True)
     if args.json:
-        write_text_atomic(args.json, json.dumps(out, indent=1) + "\n")
+        write_json_atomic(args.json, out)
 
 
 if __name__ == "__main__":
