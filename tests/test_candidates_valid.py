@@ -296,6 +296,32 @@ def test_world_key_ignores_move_counters_not_the_world():
         e.close()
 
 
+def test_world_key_ignores_the_parsers_scratch_not_a_setting():
+    """A command that changes nothing leaves the parser's scratch globals (the noun, the word position...) as it
+    parsed them: the world is the same whatever was typed last. ``inventory wide`` changes nothing either, but
+    what ``inventory`` prints from then on: not the same world."""
+    from galad.candidates.valid.source import _story
+
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        with ValidActionSource(ValidConfig(workers=0, step_timeout=0.5)) as s:
+            k0 = s.world_key(game_state_from_env(e, obs))
+            start = e.get_state()
+            for cmd in ["north", "examine me", "smell porridge"]:
+                obs, *_ = e.step(cmd)
+                assert s.world_key(game_state_from_env(e, obs, cmd)) == k0, cmd
+            vol = s._cache.volatile["demo"]
+            e.set_state(start)
+            obs, *_ = e.step("inventory wide")
+            assert s.world_key(game_state_from_env(e, obs, "inventory wide")) != k0
+        with ValidActionSource(ValidConfig(workers=0, step_timeout=0.5)) as fresh:  # look/inventory's alone: fewer
+            assert fresh._cache.world_key(game_state_from_env(e, obs), fresh._engines.prober(*_story("demo")),
+                                          frozenset) and fresh._cache.volatile["demo"] < vol
+    finally:
+        e.close()
+
+
 def test_hazards_cost_nothing_after_the_first_time(env):
     with ValidActionSource(ValidConfig(workers=0, step_timeout=0.5)) as s:
         first = s.evaluate("demo", env.get_state(), ["galadhalt", "galadhang", "sing"])

@@ -1,8 +1,8 @@
 """Where detections are kept: by world key, in memory (LRU) and, optionally, in a SQLite file.
 
 A state's world key (:meth:`DetectionCache.world_key`) hashes its object table and property region, the score
-and the globals a turn doing nothing leaves alone, so that revisited worlds hit during RL although move
-counters and timers differ. In the SQLite file (shared by processes and runs, or one per run) a detection is
+and the globals a turn doing nothing leaves alone, less the parser's scratch globals, so that revisited worlds
+hit during RL although move counters, timers and the last command's parse differ. In the SQLite file (shared by processes and runs, or one per run) a detection is
 stored under its scope (game, story file digest, the settings that change what detection finds,
 ``_DETECTOR_VERSION``) and world key; the first one stored for a key is the one every reader gets.
 """
@@ -21,7 +21,7 @@ from galad.candidates.base import GameState
 from galad.candidates.valid.probe import Prober, object_region
 from galad.candidates.valid.replies import Detection
 
-_DETECTOR_VERSION = 5  # bump when detection changes what it finds: stored detections of older ones are not used
+_DETECTOR_VERSION = 6  # bump when detection or its world keys change: stored detections of older ones are not used
 
 
 class DetectionCache:
@@ -85,11 +85,12 @@ class DetectionCache:
         return self.stored(game, key) or det
 
     # --- world keys ---------------------------------------------------------------------------------------
-    def world_key(self, state: GameState, prober: Prober) -> str:
-        """The world key of a state with an engine snapshot (:meth:`ValidActionSource.world_key`); ``prober``
-        learns the game's volatile globals the first time."""
+    def world_key(self, state: GameState, prober: Prober, scratch: Callable[[], frozenset[int]]) -> str:
+        """The world key of a state with an engine snapshot (:meth:`ValidActionSource.world_key`). The first
+        time for a game, its volatile globals are learned from this state: those ``look`` and ``inventory``
+        change (``prober``) and the parser's scratch globals (``scratch()``)."""
         engine_state, episode = split_state(state.engine_state)
-        vol = self._volatile_globals(state.game, prober, engine_state)
+        vol = self._volatile_globals(state.game, prober, engine_state, scratch)
         ram = engine_state[0]
         ram = ram.tobytes() if hasattr(ram, "tobytes") else bytes(ram)
         a, b = object_region(self._story_file(state.game))
@@ -98,13 +99,16 @@ class DetectionCache:
         h.update(state.game.encode())
         h.update(ram[a:b])
         h.update(bytes(x for i in range(240) if i not in vol for x in ram[g + 2 * i : g + 2 * i + 2]))
+        # where the engine waits for input (the prompt, or a question such as "What do you want to take?")
+        h.update(repr(tuple(int(x) for x in engine_state[2:5])).encode())
         h.update(b"done" if episode is not None and getattr(episode, "done", False) else b"")
         return h.hexdigest()
 
-    def _volatile_globals(self, game: str, prober: Prober, engine_state: tuple) -> frozenset[int]:
+    def _volatile_globals(self, game: str, prober: Prober, engine_state: tuple,
+                          scratch: Callable[[], frozenset[int]]) -> frozenset[int]:
         vol = self.volatile.get(game)
         if vol is None:
-            vol = prober.volatile_globals(engine_state, ["look", "inventory"])
+            vol = prober.volatile_globals(engine_state, ["look", "inventory"]) | scratch()
             if self.db is not None:  # one set per game for every run, or stored keys would never match
                 scope = self.scope(game)
                 self.db.put_many((scope,), [("volatile", json.dumps(sorted(vol)))], replace=False)

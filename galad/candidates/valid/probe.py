@@ -28,6 +28,8 @@ import numpy as np
 
 Status = Literal["valid", "invalid", "halted", "timeout"]
 
+_SCRATCH_VERBS = 3  # verbs whose quiet actions must write a global for it to be suspected scratch
+_VARIANTS = 3  # values of a suspected scratch global tried (Prober.scratch_globals)
 _WATCHDOG_FLAG = 2  # the engine's value of emulator_halted for a stopped step; libfrotz sets 1 on a fatal error
 
 #: Replies of the parsers (Infocom ZIL, Inform 6 library) that mean "not understood / not applicable", each with
@@ -326,6 +328,80 @@ class Prober:
             self._busy.clear()
             self.restore(snap)
         return frozenset(out)
+
+    def scratch_globals(self, engine_state: tuple, actions: Sequence[str], noise: Sequence[int] = ()) -> frozenset[int]:
+        """Z-machine globals that turns changing nothing write, and whose value before a turn changes no turn:
+        the parser's scratch variables (the noun, the second noun, the word position, the pronoun "it", ...).
+
+        Learned from ``actions`` stepped from ``engine_state``. Suspects: the globals that some action leaving
+        the world alone (object region outside ``noise``, score, game end) changed, quiet actions of at least
+        ``_SCRATCH_VERBS`` verbs (the parse of any command writes the parser's scratch; a setting such as
+        ``inventory wide`` is written by one verb, and its effect can hide in the state learned from: an
+        empty-handed player's inventory reads the same either way). A suspect is scratch unless setting it, before the turn, to a value such an action left in it (up to ``_VARIANTS`` of
+        them) changes any action's reply, world, score or end (all suspects are set at once; a set that
+        changed something is halved until the globals that matter are found). ``inventory wide``, for one,
+        leaves the world alone but changes what ``inventory`` prints later.
+        """
+        snap = self.snapshot(engine_state)
+        g = self._globals_addr()
+        before = bytes(snap.ram)[g : g + 480]
+        a, b = self._region
+        world = bytes(snap.world)
+        keep = [i for i in range(b - a) if i not in set(noise)] if noise else None
+
+        def outcome(patch: Sequence[tuple[int, bytes]], action: str) -> tuple | None:
+            self._restore_core(snap)
+            for i, value in patch:
+                ctypes.memmove(self._zmp + g + 2 * i, value, 2)
+            self._ticks += 1
+            self._busy.set()
+            raw = self._lib.step(action.encode("utf-8")[:198] + b"\n")
+            self._busy.clear()
+            if self._halted.value:
+                return None
+            return raw, ctypes.string_at(self._zmp + a, b - a), self._score(), bool(self._lib.game_over()) \
+                or bool(self._lib.victory())
+
+        reference: list[tuple | None] = []
+        suspects: dict[int, list[bytes]] = {}  # global -> values quiet actions left in it
+        verbs: dict[int, set[str]] = {}  # global -> the verbs of the quiet actions that wrote it
+        try:
+            for action in actions:
+                out = outcome((), action)
+                reference.append(out)
+                if out is None or out[2] != snap.score or out[3]:
+                    continue
+                after = ctypes.string_at(self._zmp + g, 480)
+                w = out[1]
+                if w != world and (keep is None or any(w[i] != world[i] for i in keep)):
+                    continue
+                verb = action.split()[0] if action.split() else ""
+                for i in range(240):
+                    v = after[2 * i : 2 * i + 2]
+                    if v != before[2 * i : 2 * i + 2]:
+                        verbs.setdefault(i, set()).add(verb)
+                        vs = suspects.setdefault(i, [])
+                        if v not in vs and len(vs) < _VARIANTS:
+                            vs.append(v)
+            suspects = {i: vs for i, vs in suspects.items() if len(verbs[i]) >= _SCRATCH_VERBS}
+
+            def matters(idx: list[int], k: int) -> set[int]:
+                patch = [(i, suspects[i][k % len(suspects[i])]) for i in idx]
+                if all(outcome(patch, act) == ref for act, ref in zip(actions, reference)):
+                    return set()
+                if len(idx) == 1:
+                    return set(idx)
+                half = len(idx) // 2
+                found = matters(idx[:half], k) | matters(idx[half:], k)
+                return found or set(idx)  # only together: keep them all
+
+            kept: set[int] = set()
+            for k in range(max(map(len, suspects.values()), default=0)):
+                kept |= matters(sorted(i for i in suspects if i not in kept and len(suspects[i]) > k), k)
+            return frozenset(suspects) - kept
+        finally:
+            self._busy.clear()
+            self.restore(snap)
 
     def _globals_addr(self) -> int:
         hdr = ctypes.string_at(self._zmp + 0x0C, 2)

@@ -181,8 +181,11 @@ class ValidActionSource:
         return self._cache.stored(game, key)
 
     def world_key(self, state: GameState) -> str:
-        """Cache key of a state's world: its object table and property region, score and the globals that a
-        turn doing nothing leaves alone (learned per game from ``look``/``inventory`` in every detection).
+        """Cache key of a state's world: its object table and property region, score, where the engine
+        waits for input, and the globals that a turn doing nothing leaves alone, less the parser's scratch
+        globals (learned per game from the first state keyed: what ``look``/``inventory`` change, in every
+        detection too, and :meth:`~galad.candidates.valid.probe.Prober.scratch_globals` of its one-object
+        candidates).
 
         Approximation: states that differ only in move counters, timers, the parser's scratch globals, the
         RNG or the text around them share one detection (its replies and signatures are those of the
@@ -193,7 +196,38 @@ class ValidActionSource:
         if not self.config.world_key:
             return state.key() if state.ram_hash else state.key() + ":" + state_digest(state.engine_state)
         spec, story = _story(state.game)
-        return self._cache.world_key(state, self._engines.prober(spec, story))
+        return self._cache.world_key(state, self._engines.prober(spec, story), lambda: self._scratch(state))
+
+    def _scratch(self, state: GameState) -> frozenset[int]:
+        """The game's scratch globals (:meth:`~galad.candidates.valid.probe.Prober.scratch_globals`), learned
+        from ``look``, ``inventory`` and the candidates of both stages in ``state`` (no budget)."""
+        engine_state, _ = split_state(state.engine_state)
+        s1 = self._stage_one(state, engine_state)
+        outcomes = s1.prober.run(engine_state, s1.actions, s1.noise)
+        judge(outcomes, s1.grammar, self._template_of, self.config.text_only)
+        cfg = self.config
+        pair_objs = fill.pair_objects(outcomes, s1.objects, s1.held, s1.grammar, state.obs, self._template_of,
+                                      cfg.max_pair_held, cfg.max_pair_other)
+        second = fill.fill(s1.grammar, s1.spec, pair_objs, s1.held, (2,), self._template_of, self._object_of,
+                           s1.broken)
+        return s1.prober.scratch_globals(engine_state, ["look", "inventory"] + s1.actions + second, s1.noise)
+
+    def _stage_one(self, state: GameState, engine_state) -> "_StageOne":
+        """Objects and the no-object and one-object candidates of a state (detection's first stage)."""
+        spec, story = _story(state.game)
+        grammar = load_grammar(story, spec.name, self.config.prefer_jericho)
+        prober = self._engines.prober(spec, story)
+        # look and inventory pass a turn without changing anything: what they move is the clock's noise
+        res = prober.run(engine_state, ["look", "inventory"], keep_world=True)
+        noise = prober.noise(engine_state, res)
+        look = state.look or res[0].text
+        inventory = state.inventory or res[1].text
+        objects, held = fill.find_objects(prober, grammar, engine_state, state.obs, look, inventory,
+                                          self.config.max_objects)
+        self._template_of, self._object_of = {}, {}
+        broken = self.broken.setdefault(state.game, set())
+        first = fill.fill(grammar, spec, objects, held, (0, 1), self._template_of, self._object_of, broken)
+        return _StageOne(spec, grammar, prober, noise, look, inventory, objects, held, broken, first)
 
     def _detect(self, state: GameState) -> Detection:
         if state.engine_state is None:
@@ -201,21 +235,11 @@ class ValidActionSource:
         engine_state, episode = split_state(state.engine_state)
         if episode is not None and getattr(episode, "done", False):
             return Detection([])
-        spec, story = _story(state.game)
-        grammar = load_grammar(story, spec.name, self.config.prefer_jericho)
-        prober = self._engines.prober(spec, story)
-        # look and inventory pass a turn without changing anything: what they move is the clock's noise
-        res = prober.run(engine_state, ["look", "inventory"], keep_world=True)
-        noise = prober.noise(engine_state, res)
-        self._cache.learn_volatile(state.game, prober, engine_state)
-        look = state.look or res[0].text
-        inventory = state.inventory or res[1].text
+        s1 = self._stage_one(state, engine_state)
+        spec, grammar, noise, look, inventory = s1.spec, s1.grammar, s1.noise, s1.look, s1.inventory
+        objects, held, broken, first = s1.objects, s1.held, s1.broken, s1.actions
+        self._cache.learn_volatile(state.game, s1.prober, engine_state)
         cfg = self.config
-        objects, held = fill.find_objects(prober, grammar, engine_state, state.obs, look, inventory, cfg.max_objects)
-        self._template_of, self._object_of = {}, {}
-        # stage 1: no-object and one-object templates
-        broken = self.broken.setdefault(state.game, set())
-        first = fill.fill(grammar, spec, objects, held, (0, 1), self._template_of, self._object_of, broken)
         budget = cfg.budget
         if budget:
             said = {grammar.key(t) for text in (state.obs, look, inventory) for t in words(text)}
@@ -299,6 +323,23 @@ class ValidActionSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass
+class _StageOne:
+    """What :meth:`ValidActionSource._stage_one` found in a state."""
+
+    spec: object
+    grammar: Grammar
+    prober: object
+    noise: tuple[int, ...]
+    look: str
+    inventory: str
+    objects: list[str]
+    held: set[str]
+    broken: set[str]
+    actions: list[str]
+    """The no-object and one-object candidates."""
 
 
 @cache
