@@ -1,8 +1,9 @@
 """Where detections are kept: by world key, in memory (LRU) and, optionally, in a SQLite file.
 
 A state's world key (:meth:`DetectionCache.world_key`) hashes its object table and property region, the score
-and the globals a turn doing nothing leaves alone, less the parser's scratch globals, so that revisited worlds
-hit during RL although move counters, timers and the last command's parse differ. In the SQLite file (shared by processes and runs, or one per run) a detection is
+and the globals a turn doing nothing leaves alone, less the parser's scratch globals, and what detection reads
+from the state's texts, so that revisited worlds hit during RL although move counters, timers and the last
+command's parse differ. In the SQLite file (shared by processes and runs, or one per run) a detection is
 stored under its scope (game, story file digest, the settings that change what detection finds,
 ``_DETECTOR_VERSION``) and world key; the first one stored for a key is the one every reader gets.
 """
@@ -21,6 +22,7 @@ from galad.candidates.base import GameState
 from galad.candidates.valid.probe import Prober, object_region
 from galad.candidates.valid.replies import Detection
 
+_OUTCOME_WORLDS = 256  # worlds whose candidates' outcomes are kept in memory (DetectionCache.outcomes)
 _DETECTOR_VERSION = 6  # bump when detection or its world keys change: stored detections of older ones are not used
 
 
@@ -37,8 +39,10 @@ class DetectionCache:
         self.config = config
         self._story_file = story_file
         self._memory: OrderedDict[str, Detection] = OrderedDict()
+        self._outcomes: OrderedDict[tuple, dict] = OrderedDict()
         self.volatile: dict[str, frozenset[int]] = {}
-        """Game -> the globals a do-nothing turn changes (left out of world keys)."""
+        """Game -> the globals left out of world keys: those a do-nothing turn changes and the parser's
+        scratch, learned once from the first state keyed."""
         self.db = None
         """The SQLite store (``disk_cache``), or None."""
         if config.disk_cache:
@@ -61,6 +65,20 @@ class DetectionCache:
         self._memory[key] = det
         while len(self._memory) > self.config.cache_size:
             self._memory.popitem(last=False)
+
+    def outcomes(self, world: str, noise) -> dict:
+        """Action -> the :class:`~galad.candidates.valid.probe.Outcome` of stepping it in ``world`` (a world key
+        without texts) with ``noise``, as first stepped: the caller adds to it. The ``_OUTCOME_WORLDS`` worlds
+        used last are kept."""
+        key = (world, tuple(noise))
+        got = self._outcomes.get(key)
+        if got is None:
+            got = self._outcomes[key] = {}
+            while len(self._outcomes) > _OUTCOME_WORLDS:
+                self._outcomes.popitem(last=False)
+        else:
+            self._outcomes.move_to_end(key)
+        return got
 
     # --- on disk ------------------------------------------------------------------------------------------
     def scope(self, game: str) -> str:
@@ -85,10 +103,12 @@ class DetectionCache:
         return self.stored(game, key) or det
 
     # --- world keys ---------------------------------------------------------------------------------------
-    def world_key(self, state: GameState, prober: Prober, scratch: Callable[[], frozenset[int]]) -> str:
-        """The world key of a state with an engine snapshot (:meth:`ValidActionSource.world_key`). The first
-        time for a game, its volatile globals are learned from this state: those ``look`` and ``inventory``
-        change (``prober``) and the parser's scratch globals (``scratch()``)."""
+    def world_key(self, state: GameState, prober: Prober, scratch: Callable[[], frozenset[int]],
+                  text: bytes = b"") -> str:
+        """The world key of a state with an engine snapshot (:meth:`ValidActionSource.world_key`), with
+        ``text``, what detection reads from its texts. The first time for a game, its volatile globals are
+        learned from this state: those ``look`` and ``inventory`` change (``prober``) and the parser's
+        scratch globals (``scratch()``)."""
         engine_state, episode = split_state(state.engine_state)
         vol = self._volatile_globals(state.game, prober, engine_state, scratch)
         ram = engine_state[0]
@@ -102,6 +122,7 @@ class DetectionCache:
         # where the engine waits for input (the prompt, or a question such as "What do you want to take?")
         h.update(repr(tuple(int(x) for x in engine_state[2:5])).encode())
         h.update(b"done" if episode is not None and getattr(episode, "done", False) else b"")
+        h.update(text)
         return h.hexdigest()
 
     def _volatile_globals(self, game: str, prober: Prober, engine_state: tuple,
@@ -116,13 +137,6 @@ class DetectionCache:
                 vol = frozenset(json.loads(stored)) if stored is not None else vol
             self.volatile[game] = vol
         return vol
-
-    def learn_volatile(self, game: str, prober: Prober, engine_state: tuple) -> None:
-        """Add the globals a do-nothing turn touches in this state (they depend on the command history too); not
-        with a store, whose keys must stay comparable across runs."""
-        if self.db is None:
-            self.volatile[game] = self.volatile.get(game, frozenset()) | prober.volatile_globals(
-                engine_state, ["look", "inventory"])
 
     def close(self) -> None:
         if self.db is not None:

@@ -43,6 +43,19 @@ def find_objects(prober: Prober, grammar: Grammar, engine_state, obs: str, look:
     return objects, _held(grammar, objects, inventory)
 
 
+def text_inputs(grammar: Grammar, obs: str, look: str, inventory: str, budget: bool) -> bytes:
+    """All that detection reads from a state's texts (besides what it steps): the names they give objects and
+    which text names each first (:func:`find_objects`), the heads of the inventory's items (:func:`_held`),
+    the nouns of the observation (:func:`pair_objects`) and, with a budget, the words of all three
+    (:func:`ranked`). Two states of one world with equal inputs get the same detection."""
+    said = {grammar.key(t) for t in words(obs)}
+    parts = [sorted(_named(grammar, (inventory, look, obs)).items()), sorted(_inventory_heads(grammar, inventory)),
+             sorted(said & grammar.nouns)]
+    if budget:
+        parts.append(sorted(said | {grammar.key(t) for text in (look, inventory) for t in words(text)}))
+    return repr(parts).encode("utf-8", "replace")
+
+
 def _named(grammar: Grammar, texts: Iterable[str]) -> dict[str, int]:
     """Name -> priority (the index of the first text naming it): the dictionary's nouns in the texts, and an
     adjective or noun before one with it."""
@@ -66,11 +79,7 @@ def _held(grammar: Grammar, objects: list[str], inventory: str) -> set[str]:
     in a list ("You have a coin, an earthworm and a stone."): matching any word would take the held "gold
     coffin" for the "gold" on the floor.
     """
-    heads = set()
-    for item in _ITEM_SPLIT.split(_PARENS.sub("", body(inventory).lower())):
-        toks = TOKEN.findall(item)
-        if toks:
-            heads.add(grammar.key(toks[-1]))
+    heads = _inventory_heads(grammar, inventory)
 
     def is_held(name: str) -> bool:
         w = grammar.key(name.split()[-1])
@@ -78,6 +87,16 @@ def _held(grammar: Grammar, objects: list[str], inventory: str) -> set[str]:
         return w in heads or (len(w) >= 4 and any(h.startswith(w) for h in heads))
 
     return {o for o in objects if is_held(o)}
+
+
+def _inventory_heads(grammar: Grammar, inventory: str) -> set[str]:
+    """The last word of each item the inventory lists (its noun), as the grammar keys it."""
+    heads = set()
+    for item in _ITEM_SPLIT.split(_PARENS.sub("", body(inventory).lower())):
+        toks = TOKEN.findall(item)
+        if toks:
+            heads.add(grammar.key(toks[-1]))
+    return heads
 
 
 def fill(grammar: Grammar, spec, objects: list[str], held: set[str], arities: tuple[int, ...],

@@ -41,7 +41,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -183,18 +183,25 @@ class ValidActionSource:
     def world_key(self, state: GameState) -> str:
         """Cache key of a state's world: its object table and property region, score, where the engine
         waits for input, and the globals that a turn doing nothing leaves alone, less the parser's scratch
-        globals (learned per game from the first state keyed: what ``look``/``inventory`` change, in every
-        detection too, and :meth:`~galad.candidates.valid.probe.Prober.scratch_globals` of its one-object
-        candidates).
+        globals (learned once per game from the first state keyed: what ``look``/``inventory`` change and
+        :meth:`~galad.candidates.valid.probe.Prober.scratch_globals` of its candidates);
+        and what detection reads from the state's texts (:func:`~galad.candidates.valid.fill.text_inputs`).
 
-        Approximation: states that differ only in move counters, timers, the parser's scratch globals, the
-        RNG or the text around them share one detection (its replies and signatures are those of the
-        first such state). With ``world_key`` off, or without an engine snapshot: ``state.key()``.
+        Approximation: states that differ only in move counters, timers, the parser's scratch globals or
+        the RNG share one detection (its replies and signatures are those of the first such state). With
+        ``world_key`` off, or without an engine snapshot: ``state.key()``.
         """
         if state.engine_state is None:
             return state.key()
         if not self.config.world_key:
             return state.key() if state.ram_hash else state.key() + ":" + state_digest(state.engine_state)
+        spec, story = _story(state.game)
+        grammar = load_grammar(story, spec.name, self.config.prefer_jericho)
+        text = fill.text_inputs(grammar, state.obs, state.look, state.inventory, bool(self.config.budget))
+        return self._cache.world_key(state, self._engines.prober(spec, story), lambda: self._scratch(state), text)
+
+    def _world_only(self, state: GameState) -> str:
+        """The world key without the texts: what a candidate's outcome depends on (its reply, its world)."""
         spec, story = _story(state.game)
         return self._cache.world_key(state, self._engines.prober(spec, story), lambda: self._scratch(state))
 
@@ -235,16 +242,16 @@ class ValidActionSource:
         engine_state, episode = split_state(state.engine_state)
         if episode is not None and getattr(episode, "done", False):
             return Detection([])
+        world = self._world_only(state) if self.config.world_key else None
         s1 = self._stage_one(state, engine_state)
         spec, grammar, noise, look, inventory = s1.spec, s1.grammar, s1.noise, s1.look, s1.inventory
         objects, held, broken, first = s1.objects, s1.held, s1.broken, s1.actions
-        self._cache.learn_volatile(state.game, s1.prober, engine_state)
         cfg = self.config
         budget = cfg.budget
         if budget:
             said = {grammar.key(t) for text in (state.obs, look, inventory) for t in words(text)}
             first = self._ranked(first, grammar, said)[: budget - budget // 5]
-        outcomes = self._evaluate_and_judge(state.game, engine_state, first, noise, grammar, broken)
+        outcomes = self._evaluate_and_judge(state.game, engine_state, first, noise, grammar, broken, world)
         # stage 2: two-object templates over a few objects, ranked with what stage 1 showed (fill.pair_objects)
         pair_objs = fill.pair_objects(outcomes, objects, held, grammar, state.obs, self._template_of,
                                       cfg.max_pair_held, cfg.max_pair_other)
@@ -255,16 +262,16 @@ class ValidActionSource:
             lead = {(grammar.key(o.action.split()[0]), self._object_of.get(o.action)): 0 for o in outcomes
                     if o.status == "invalid" and _ASKS_FOR_SECOND.search(o.text)}
             second = self._ranked(second, grammar, said, lead)[: max(0, budget - len(first))]
-        outcomes += self._evaluate_and_judge(state.game, engine_state, second, noise, grammar, broken)
+        outcomes += self._evaluate_and_judge(state.game, engine_state, second, noise, grammar, broken, world)
         det = collapse(outcomes, cfg.text_only)
         det.objects = objects
         det.n_candidates = len(first) + len(second)
         return det
 
     def _evaluate_and_judge(self, game: str, engine_state, candidates: list[str], noise: Sequence[int],
-                            grammar: Grammar, broken: set[str]) -> list[Outcome]:
+                            grammar: Grammar, broken: set[str], world: str | None = None) -> list[Outcome]:
         """Step the candidates, remember the templates to skip from now on, and judge the replies."""
-        outcomes = self.evaluate(game, engine_state, candidates, noise)
+        outcomes = self.evaluate(game, engine_state, candidates, noise, world)
         self._remember_broken(outcomes, broken)
         judge(outcomes, grammar, self._template_of, self.config.text_only)
         return outcomes
@@ -293,19 +300,28 @@ class ValidActionSource:
         if self.config.remember_hazards:
             broken.update(t for t, n in hazards.items() if n >= _HAZARDOUS_TEMPLATE)
 
-    def evaluate(self, game: str, engine_state, actions: Sequence[str], noise: Sequence[int] = ()) -> list[Outcome]:
+    def evaluate(self, game: str, engine_state, actions: Sequence[str], noise: Sequence[int] = (),
+                 world: str | None = None) -> list[Outcome]:
         """Step each action from the state; split across workers for large batches.
 
         An emulator halt or a step overrunning ``step_timeout`` skips that action only; the rest are
         still evaluated. Skipped actions are remembered as hazards for the game. ``noise``: object-region
-        offsets that do not count as a change of the world (:meth:`Prober.noise`).
+        offsets that do not count as a change of the world (:meth:`Prober.noise`). ``world``: the state's
+        world key without its texts; an action already stepped in that world (with that noise) is not
+        stepped again (its outcome is the first one's).
         """
         engine_state, _ = split_state(engine_state)
         spec, story = _story(game)
         actions = list(dict.fromkeys(actions))
         if self.config.remember_hazards and game in self.hazards:
             actions = [a for a in actions if a not in self.hazards[game]]
-        outcomes = self._engines.run(spec, story, engine_state, actions, noise)
+        known = self._cache.outcomes(world, noise) if world is not None else None
+        todo = [a for a in actions if a not in known] if known is not None else actions
+        outcomes = self._engines.run(spec, story, engine_state, todo, noise)
+        if known is not None:
+            known.update((o.action, replace(o)) for o in outcomes if o.text != POOL_TIMEOUT)
+            new = {o.action: o for o in outcomes}
+            outcomes = [new[a] if a in new else replace(known[a]) for a in actions]
         for o in outcomes:
             if o.status in ("halted", "timeout") and o.text != POOL_TIMEOUT:
                 log.warning("%s: %r %s; skipped", game, o.action,
