@@ -207,17 +207,15 @@ class ValidActionSource:
 
     def _scratch(self, state: GameState) -> frozenset[int]:
         """The game's scratch globals (:meth:`~galad.candidates.valid.probe.Prober.scratch_globals`), learned
-        from ``look``, ``inventory`` and the candidates of both stages in ``state`` (no budget)."""
+        from ``look``, ``inventory``, the no-object and one-object candidates of ``state``, and its two-object
+        templates over its first four objects, two of them taken as held (at the start of a game the player
+        often holds nothing: these are for the parser's two-noun paths, whatever their replies)."""
         engine_state, _ = split_state(state.engine_state)
         s1 = self._stage_one(state, engine_state)
-        outcomes = s1.prober.run(engine_state, s1.actions, s1.noise)
-        judge(outcomes, s1.grammar, self._template_of, self.config.text_only)
-        cfg = self.config
-        pair_objs = fill.pair_objects(outcomes, s1.objects, s1.held, s1.grammar, state.obs, self._template_of,
-                                      cfg.max_pair_held, cfg.max_pair_other)
-        second = fill.fill(s1.grammar, s1.spec, pair_objs, s1.held, (2,), self._template_of, self._object_of,
-                           s1.broken)
-        return s1.prober.scratch_globals(engine_state, ["look", "inventory"] + s1.actions + second, s1.noise)
+        objs = s1.objects[:4]
+        pairs = fill.fill(s1.grammar, s1.spec, objs, set(objs[:2]), (2,), self._template_of, self._object_of,
+                          s1.broken)
+        return s1.prober.scratch_globals(engine_state, ["look", "inventory"] + s1.actions + pairs, s1.noise)
 
     def _stage_one(self, state: GameState, engine_state) -> "_StageOne":
         """Objects and the no-object and one-object candidates of a state (detection's first stage)."""
