@@ -44,7 +44,9 @@ def detection_record(game: str, steps: list[int]) -> dict:
     out: dict = {}
     try:
         for mode in ("all", "none"):
-            src = ValidActionSource(ValidConfig(workers=0, text_only=mode))
+            # keyed by the whole state, with no candidate outcome kept from one world to the next: each state
+            # stepped in full, as pinned
+            src = ValidActionSource(ValidConfig(workers=0, text_only=mode, world_key=False))
             stepped: list = []
             run = src._engines.run
 

@@ -325,6 +325,35 @@ def test_world_key_ignores_the_parsers_scratch_not_a_setting():
         e.close()
 
 
+def test_outcomes_kept_per_world_find_what_a_fresh_detection_finds():
+    """States of worlds seen before (a room left and re-entered, a turn waited, a thing examined, held or put
+    back) step only the candidates not yet stepped there, and find what detection finds afresh in them."""
+    e = JiminyEnv("demo")
+    try:
+        obs, _ = e.reset()
+        moves = ["wait", "examine jar", "take tinderbox", "east", "west", "drop tinderbox", "take tinderbox",
+                 "smell porridge", "east", "west", "inventory wide", "inventory", "examine tinderbox"]
+        with ValidActionSource(ValidConfig(workers=0, threads=1)) as kept, \
+                ValidActionSource(ValidConfig(workers=0, threads=1, world_key=False)) as fresh:
+            steps = {"kept": 0, "fresh": 0}
+            for name, s in (("kept", kept), ("fresh", fresh)):
+                def counting(*args, _run=s._engines.run, _name=name):
+                    steps[_name] += len(args[3])
+                    return _run(*args)
+                s._engines.run = counting
+            worlds = set()
+            for cmd in [""] + moves:
+                if cmd:
+                    obs, *_ = e.step(cmd)
+                state = game_state_from_env(e, obs, cmd)
+                worlds.add(kept._world_only(state))
+                a, b = kept.detect(state), fresh.detect(state)
+                assert (a.actions, a.groups, a.objects) == (b.actions, b.groups, b.objects), cmd
+            assert len(worlds) < len(moves) + 1 and steps["kept"] < 0.8 * steps["fresh"]  # (kept: examines too)
+    finally:
+        e.close()
+
+
 def test_hazards_cost_nothing_after_the_first_time(env):
     with ValidActionSource(ValidConfig(workers=0, step_timeout=0.5)) as s:
         first = s.evaluate("demo", env.get_state(), ["galadhalt", "galadhang", "sing"])
@@ -348,7 +377,8 @@ def test_threaded_batches_match_one_engine(env):
 def test_budget_steps_at_most_that_many_common_verbs_first(env):
     obs, _ = env.reset()
     state = game_state_from_env(env, obs)
-    with ValidActionSource(ValidConfig(workers=0)) as full, ValidActionSource(ValidConfig(workers=0, budget=100)) as cut:
+    with ValidActionSource(ValidConfig(workers=0)) as full, ValidActionSource(
+            ValidConfig(workers=0, budget=100, world_key=False)) as cut:  # no outcomes kept: every step counted
         stepped: list[str] = []
         evaluate = cut.evaluate
         cut.evaluate = lambda game, st, actions, noise=(), world=None: (stepped.extend(actions)

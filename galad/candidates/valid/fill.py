@@ -10,11 +10,11 @@ here fill in and read.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from galad.candidates.base import DIRECTION_WORDS
 from galad.candidates.valid.grammar import Grammar
-from galad.candidates.valid.probe import Outcome, Prober
+from galad.candidates.valid.probe import Outcome
 from galad.candidates.valid.replies import TOKEN, body, words
 
 _SAID_VERB_USAGE = 1000  # the ClubFloyd count a verb the state's text uses ranks with at least ("pull", "climb")
@@ -28,16 +28,18 @@ _PARENS = re.compile(r"\([^)]*\)")
 _ITEM_SPLIT = re.compile(r"[\n,;:.!]|\band\b")
 
 
-def find_objects(prober: Prober, grammar: Grammar, engine_state, obs: str, look: str, inventory: str,
-                 max_objects: int) -> tuple[list[str], set[str]]:
+def find_objects(step: Callable[[list[str]], list[Outcome]], grammar: Grammar, obs: str, look: str,
+                 inventory: str, max_objects: int) -> tuple[list[str], set[str]]:
     """``(objects, held)``: at most ``max_objects`` distinct objects named in the texts (inventory first, then
-    ``look``, then the observation), one name per object, and those of them the player holds."""
+    ``look``, then the observation), one name per object, and those of them the player holds. ``step``: the
+    outcomes of actions stepped from the state (one per action it did not skip)."""
     names = _named(grammar, (inventory, look, obs))
     ordered = sorted(names, key=lambda n: (names[n], len(n.split()), n))
-    outs = prober.run(engine_state, [f"{grammar.examine} {n}" for n in ordered])
+    outs = {o.action: o for o in step([f"{grammar.examine} {n}" for n in ordered])}
     by_sig: dict[str, str] = {}
-    for name, o in zip(ordered, outs):
-        if o.status == "valid" and o.signature not in by_sig:
+    for name in ordered:
+        o = outs.get(f"{grammar.examine} {name}")
+        if o is not None and o.status == "valid" and o.signature not in by_sig:
             by_sig[o.signature] = name
     objects = list(by_sig.values())[:max_objects]
     return objects, _held(grammar, objects, inventory)

@@ -140,6 +140,10 @@ class Outcome:
     """Hash of the resulting world, score and game end, not of the reply: equal effects are one action for an
     agent (Jericho's grouping)."""
 
+    def copy(self) -> "Outcome":
+        """A copy (judging marks outcomes; a kept one stays as stepped)."""
+        return Outcome(self.action, self.status, self.signature, self.text, self.changed, self.world, self.effect)
+
 
 @cache
 def object_region(story_file: str) -> tuple[int, int]:

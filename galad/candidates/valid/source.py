@@ -41,7 +41,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -217,8 +217,9 @@ class ValidActionSource:
                           s1.broken)
         return s1.prober.scratch_globals(engine_state, ["look", "inventory"] + s1.actions + pairs, s1.noise)
 
-    def _stage_one(self, state: GameState, engine_state) -> "_StageOne":
-        """Objects and the no-object and one-object candidates of a state (detection's first stage)."""
+    def _stage_one(self, state: GameState, engine_state, world: str | None = None) -> "_StageOne":
+        """Objects and the no-object and one-object candidates of a state (detection's first stage); ``world``:
+        the state's world key without texts, for the outcomes already known there."""
         spec, story = _story(state.game)
         grammar = load_grammar(story, spec.name, self.config.prefer_jericho)
         prober = self._engines.prober(spec, story)
@@ -227,8 +228,13 @@ class ValidActionSource:
         noise = prober.noise(engine_state, res)
         look = state.look or res[0].text
         inventory = state.inventory or res[1].text
-        objects, held = fill.find_objects(prober, grammar, engine_state, state.obs, look, inventory,
-                                          self.config.max_objects)
+        if world is None:
+            def step(actions):
+                return prober.run(engine_state, actions)
+        else:
+            def step(actions):
+                return self.evaluate(state.game, engine_state, actions, (), world)
+        objects, held = fill.find_objects(step, grammar, state.obs, look, inventory, self.config.max_objects)
         self._template_of, self._object_of = {}, {}
         broken = self.broken.setdefault(state.game, set())
         first = fill.fill(grammar, spec, objects, held, (0, 1), self._template_of, self._object_of, broken)
@@ -241,7 +247,7 @@ class ValidActionSource:
         if episode is not None and getattr(episode, "done", False):
             return Detection([])
         world = self._world_only(state) if self.config.world_key else None
-        s1 = self._stage_one(state, engine_state)
+        s1 = self._stage_one(state, engine_state, world)
         spec, grammar, noise, look, inventory = s1.spec, s1.grammar, s1.noise, s1.look, s1.inventory
         objects, held, broken, first = s1.objects, s1.held, s1.broken, s1.actions
         cfg = self.config
@@ -317,9 +323,9 @@ class ValidActionSource:
         todo = [a for a in actions if a not in known] if known is not None else actions
         outcomes = self._engines.run(spec, story, engine_state, todo, noise)
         if known is not None:
-            known.update((o.action, replace(o)) for o in outcomes if o.text != POOL_TIMEOUT)
+            known.update((o.action, o.copy()) for o in outcomes if o.text != POOL_TIMEOUT)
             new = {o.action: o for o in outcomes}
-            outcomes = [new[a] if a in new else replace(known[a]) for a in actions]
+            outcomes = [new[a] if a in new else known[a].copy() for a in actions]
         for o in outcomes:
             if o.status in ("halted", "timeout") and o.text != POOL_TIMEOUT:
                 log.warning("%s: %r %s; skipped", game, o.action,
