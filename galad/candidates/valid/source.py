@@ -26,8 +26,9 @@ Pipeline for one state (:meth:`ValidActionSource.detect`):
 5. Large batches are split across ``threads`` engines of this process (libfrotz steps without the GIL);
    worker processes only for batches of ``min_batch_for_pool`` or more. A step that overruns
    ``step_timeout`` is stopped by the prober's watchdog and skipped, an emulator halt is skipped, and the
-   rest of the batch is still evaluated. Results are cached by the world state
-   (:meth:`ValidActionSource.world_key`).
+   rest of the batch is still evaluated. Detections are cached by the world state and what detection reads of
+   the state's texts (:meth:`ValidActionSource.world_key`), and each candidate's outcome by the world state
+   alone: in a world seen before, only candidates not stepped there yet are stepped.
 
 This module runs the pipeline; its parts live beside it: :mod:`~galad.candidates.valid.fill` (objects, filled
 templates, ranking), :mod:`~galad.candidates.valid.pool` (the engines stepping a batch),
