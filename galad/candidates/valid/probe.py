@@ -351,7 +351,8 @@ class Prober:
         before = bytes(snap.ram)[g : g + 480]
         a, b = self._region
         world = bytes(snap.world)
-        keep = [i for i in range(b - a) if i not in set(noise)] if noise else None
+        ignored = set(noise)
+        keep = [i for i in range(b - a) if i not in ignored] if noise else None
 
         def outcome(patch: Sequence[tuple[int, bytes]], action: str) -> tuple | None:
             self._restore_core(snap)

@@ -173,8 +173,6 @@ class ValidActionSource:
             det.seconds = time.perf_counter() - t0
             if self._cache.db is not None:  # the first writer wins: read back what every process will see
                 det = self._cache.store(state.game, key, det)
-            else:
-                self._cache.keep(self.world_key(state), det)  # the detection may have learned more volatile globals
         self._cache.keep(key, det)
         return det
 
