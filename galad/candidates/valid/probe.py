@@ -407,6 +407,8 @@ class Prober:
         finally:
             self._busy.clear()
             self.restore(snap)
+            if self.engine._purge is not None:
+                self.engine._purge()
 
     def _globals_addr(self) -> int:
         hdr = ctypes.string_at(self._zmp + 0x0C, 2)
