@@ -366,12 +366,21 @@ def test_hazards_cost_nothing_after_the_first_time(env):
 
 
 def test_threaded_batches_match_one_engine(env):
-    actions = ["take porridge", "eat porridge", "e", "sing", "xyzzyq", "open jar", "take tinderbox"] * 40
+    verbs = ["take", "eat", "open", "close", "examine", "push", "smell", "hit"]
+    nouns = ["porridge", "jar", "tinderbox", "mantelpiece", "door", "xyzzyq"]
+    actions = ["e", "sing", "look"] + [f"{v} {n}" for v in verbs for n in nouns]
     with ValidActionSource(ValidConfig(workers=0, threads=1)) as one, \
-            ValidActionSource(ValidConfig(workers=0, threads=2, min_batch_for_threads=10)) as two:
+            ValidActionSource(ValidConfig(workers=0, threads=2, min_thread_seconds=0.0)) as two:
+        threaded = []
+        run = two._engines._threaded
+        two._engines._threaded = lambda *a: threaded.append(len(a[3])) or run(*a)
+        two.evaluate("demo", env.get_state(), actions[:5])  # one engine: measures the story's cost per candidate
+        assert not threaded
         a = one.evaluate("demo", env.get_state(), actions)
         b = two.evaluate("demo", env.get_state(), actions)
-    assert [(o.action, o.status, o.signature) for o in a] == [(o.action, o.status, o.signature) for o in b]
+    assert threaded == [len(actions)]
+    assert [(o.action, o.status, o.signature, o.changed, o.effect) for o in a] == \
+        [(o.action, o.status, o.signature, o.changed, o.effect) for o in b]
 
 
 def test_budget_steps_at_most_that_many_common_verbs_first(env):

@@ -1,9 +1,10 @@
 """The engines that step candidates: probers of this process, threads over several of them, worker processes.
 
-A batch runs on one engine when it is small; on ``threads`` engines of this process, in interleaved chunks,
-from ``min_batch_for_threads`` candidates (libfrotz steps without the GIL); in a pool of worker processes
-from ``min_batch_for_pool``. A pool call that overruns ``call_timeout`` kills and restarts the pool; its
-unfinished candidates come back as ``timeout`` outcomes with the text :data:`POOL_TIMEOUT`.
+A batch runs on one engine when it is short; on ``threads`` engines of this process, in interleaved chunks, when
+one engine would take ``min_thread_seconds`` or more at the story's measured cost per candidate (libfrotz steps
+without the GIL); in a pool of worker processes from ``min_batch_for_pool`` candidates. A pool call that overruns
+``call_timeout`` kills and restarts the pool; its unfinished candidates come back as ``timeout`` outcomes with the
+text :data:`POOL_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ class Engines:
 
     Args:
         config: the source's :class:`~galad.candidates.valid.source.ValidConfig` (``workers``, ``threads``,
-            ``min_batch_for_pool``, ``min_batch_for_threads``, ``call_timeout``, ``seed``, ``step_timeout``).
+            ``min_batch_for_pool``, ``min_thread_seconds``, ``call_timeout``, ``seed``, ``step_timeout``).
     """
 
     def __init__(self, config):
         self.config = config
         self._local: dict[tuple[str, int], Prober] = {}
+        self._cost: dict[str, float] = {}
+        """Story -> seconds per candidate on one engine, as last measured (a running mean): an Infocom game
+        steps in about 0.1 ms, the demo's Inform library parser in about 0.5 ms."""
         self._threads: ThreadPoolExecutor | None = None
         self._pool = None
 
@@ -65,9 +69,16 @@ class Engines:
         cfg = self.config
         if cfg.workers > 0 and len(actions) >= cfg.min_batch_for_pool:
             return self._pooled(story, _score_global(spec), engine_state, actions, noise)
-        if cfg.threads > 1 and len(actions) >= cfg.min_batch_for_threads:
+        cost = self._cost.get(story)
+        if cfg.threads > 1 and len(actions) >= 2 * cfg.threads and cost is not None \
+                and len(actions) * cost >= cfg.min_thread_seconds:
             return self._threaded(spec, story, engine_state, actions, noise)
-        return self.prober(spec, story).run(engine_state, actions, noise)
+        t0 = time.perf_counter()
+        out = self.prober(spec, story).run(engine_state, actions, noise)
+        if actions:
+            per = (time.perf_counter() - t0) / len(actions)
+            self._cost[story] = per if cost is None else 0.8 * cost + 0.2 * per
+        return out
 
     def _pooled(self, story: str, sg, engine_state, actions: list[str], noise: Sequence[int]) -> list[Outcome]:
         cfg = self.config

@@ -84,8 +84,10 @@ class ValidConfig:
     round trips cost more than they save even at 2,500 candidates; threads below do better)."""
     threads: int = 2
     """Engines stepping a batch in parallel threads of this process (libfrotz releases the GIL)."""
-    min_batch_for_threads: int = 200
-    """Batches smaller than this run on one engine."""
+    min_thread_seconds: float = 0.005
+    """Batches that one engine would step in less than this many seconds (at the story's cost per candidate,
+    measured on the batches run on one engine) run on one engine; longer ones on ``threads`` engines. The
+    split does not change an outcome."""
     max_objects: int = 12
     """Most objects filled into one-object templates (inventory first, then the room)."""
     max_pair_held: int = 4
