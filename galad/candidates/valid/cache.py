@@ -23,7 +23,7 @@ from galad.candidates.valid.probe import Prober, object_region
 from galad.candidates.valid.replies import Detection
 
 _OUTCOME_WORLDS = 256  # worlds whose candidates' outcomes are kept in memory (DetectionCache.outcomes)
-_DETECTOR_VERSION = 6  # bump when detection or its world keys change: stored detections of older ones are not used
+_DETECTOR_VERSION = 7  # bump when detection or its world keys change: stored detections of older ones are not used
 
 
 class DetectionCache:
@@ -103,12 +103,10 @@ class DetectionCache:
         return self.stored(game, key) or det
 
     # --- world keys ---------------------------------------------------------------------------------------
-    def world_key(self, state: GameState, prober: Prober, scratch: Callable[[], frozenset[int]],
-                  text: bytes = b"") -> str:
-        """The world key of a state with an engine snapshot (:meth:`ValidActionSource.world_key`), with
-        ``text``, what detection reads from its texts. The first time for a game, its volatile globals are
-        learned from this state: those ``look`` and ``inventory`` change (``prober``) and the parser's
-        scratch globals (``scratch()``)."""
+    def world_key(self, state: GameState, prober: Prober, scratch: Callable[[], frozenset[int]]) -> str:
+        """The key of a state's world, without its texts (what a candidate's outcome depends on; a state with an
+        engine snapshot). The first time for a game, its volatile globals are learned from this state: those
+        ``look`` and ``inventory`` change (``prober``) and the parser's scratch globals (``scratch()``)."""
         engine_state, episode = split_state(state.engine_state)
         vol = self._volatile_globals(state.game, prober, engine_state, scratch)
         ram = engine_state[0]
@@ -122,8 +120,13 @@ class DetectionCache:
         # where the engine waits for input (the prompt, or a question such as "What do you want to take?")
         h.update(repr(tuple(int(x) for x in engine_state[2:5])).encode())
         h.update(b"done" if episode is not None and getattr(episode, "done", False) else b"")
-        h.update(text)
         return h.hexdigest()
+
+    @staticmethod
+    def with_texts(world: str, text: bytes) -> str:
+        """The detection key of a state: its world key (:meth:`world_key`) and ``text``, what detection reads
+        from the state's texts (:func:`~galad.candidates.valid.fill.text_inputs`)."""
+        return hashlib.blake2b(world.encode() + b"\0" + text, digest_size=16).hexdigest()
 
     def _volatile_globals(self, game: str, prober: Prober, engine_state: tuple,
                           scratch: Callable[[], frozenset[int]]) -> frozenset[int]:

@@ -164,14 +164,15 @@ class ValidActionSource:
         Raises:
             CandidateError: the state carries no engine snapshot.
         """
-        key = self.world_key(state)
+        world = self._world_only(state) if self._keyed(state) else None
+        key = self._with_texts(state, world) if world is not None else self.world_key(state)
         det = self._cache.recent(key)
         if det is not None:
             return det
         det = self._stored(state.game, key)
         if det is None:
             t0 = time.perf_counter()
-            det = self._detect(state)
+            det = self._detect(state, world)
             det.seconds = time.perf_counter() - t0
             if self._cache.db is not None:  # the first writer wins: read back what every process will see
                 det = self._cache.store(state.game, key, det)
@@ -192,14 +193,23 @@ class ValidActionSource:
         the RNG share one detection (its replies and signatures are those of the first such state). With
         ``world_key`` off, or without an engine snapshot: ``state.key()``.
         """
+        if self._keyed(state):
+            return self._with_texts(state, self._world_only(state))
         if state.engine_state is None:
             return state.key()
-        if not self.config.world_key:
-            return state.key() if state.ram_hash else state.key() + ":" + state_digest(state.engine_state)
+        return state.key() if state.ram_hash else state.key() + ":" + state_digest(state.engine_state)
+
+    def _keyed(self, state: GameState) -> bool:
+        """The state is cached by its world (``world_key`` on, and an engine snapshot to read it from)."""
+        return self.config.world_key and state.engine_state is not None
+
+    def _with_texts(self, state: GameState, world: str) -> str:
+        """The detection key of a state whose world key is ``world``: that and what detection reads from its
+        texts (:func:`~galad.candidates.valid.fill.text_inputs`)."""
         spec, story = _story(state.game)
         grammar = load_grammar(story, spec.name, self.config.prefer_jericho)
-        text = fill.text_inputs(grammar, state.obs, state.look, state.inventory, bool(self.config.budget))
-        return self._cache.world_key(state, self._engines.prober(spec, story), lambda: self._scratch(state), text)
+        return self._cache.with_texts(world, fill.text_inputs(grammar, state.obs, state.look, state.inventory,
+                                                              bool(self.config.budget)))
 
     def _world_only(self, state: GameState) -> str:
         """The world key without the texts: what a candidate's outcome depends on (its reply, its world)."""
@@ -241,13 +251,12 @@ class ValidActionSource:
         first = fill.fill(grammar, spec, objects, held, (0, 1), self._template_of, self._object_of, broken)
         return _StageOne(spec, grammar, prober, noise, look, inventory, objects, held, broken, first)
 
-    def _detect(self, state: GameState) -> Detection:
+    def _detect(self, state: GameState, world: str | None = None) -> Detection:
         if state.engine_state is None:
             raise CandidateError("GameState.engine_state is missing: pass JiminyEnv.get_state()")
         engine_state, episode = split_state(state.engine_state)
         if episode is not None and getattr(episode, "done", False):
             return Detection([])
-        world = self._world_only(state) if self.config.world_key else None
         s1 = self._stage_one(state, engine_state, world)
         spec, grammar, noise, look, inventory = s1.spec, s1.grammar, s1.noise, s1.look, s1.inventory
         objects, held, broken, first = s1.objects, s1.held, s1.broken, s1.actions
