@@ -453,9 +453,9 @@ _PINNED = Path(__file__).parent / "data" / "detections.json"
 def test_detection_finds_what_it_found_before_it_was_made_faster(game):
     """The pinned detections (``tests/data/detections.json``, written by the detector before the probe loop's
     speed-ups): the same actions, groups, signatures, objects and per-candidate outcomes, both text-only modes.
-    The demo's entries were pinned again when its story file was rebuilt (no strict mode, the library's
-    extension hooks as common properties): only the signatures moved (they hash the object table, whose
-    routine addresses moved), not what was found."""
+    The demo's entries were pinned again each time its story file was rebuilt (no strict mode, the library's
+    extension hooks as common properties; then two parser routines replaced): only the signatures moved (they
+    hash the object table, whose routine addresses moved), not what was found (``games/demo/story_outcomes.py``)."""
     import json
 
     from helpers import detection_record, require_real_game
