@@ -58,25 +58,20 @@ def check(game: str, states: list) -> dict:
         worlds = [src._world_only(s) for s in states]
         older = [before._cache.world_key(s, prober, frozenset) for s in states]  # look/inventory only, no texts
         steps = {"cached": 0, "fresh": 0}
-        run = {"cached": src._engines.run, "fresh": fresh._engines.run}
-
-        def counting(kind):
-            def counted(spec, story, engine_state, actions, noise):
-                steps[kind] += len(actions)
-                return run[kind](spec, story, engine_state, actions, noise)
-            return counted
-
-        src._engines.run, fresh._engines.run = counting("cached"), counting("fresh")
         differ, sig_differ, secs = [], 0, {"cached": 0.0, "fresh": 0.0}
         first_of_older: dict[str, tuple] = {}  # what the caches before this change returned: the first
         older_differ = 0  # detection of a key that read no texts and left out only look/inventory's globals
         for i, s in enumerate(states):
-            t = time.perf_counter()
-            a = src.detect(s)
-            secs["cached"] += time.perf_counter() - t
-            t = time.perf_counter()
-            b = fresh._detect(s)
-            secs["fresh"] += time.perf_counter() - t
+            with src.recording() as batches:
+                t = time.perf_counter()
+                a = src.detect(s)
+                secs["cached"] += time.perf_counter() - t
+            steps["cached"] += sum(len(batch.actions) for batch in batches)
+            with fresh.recording() as batches:
+                t = time.perf_counter()
+                b = fresh._detect(s)
+                secs["fresh"] += time.perf_counter() - t
+            steps["fresh"] += sum(len(batch.actions) for batch in batches)
             if (a.actions, a.groups, a.objects) != (b.actions, b.groups, b.objects):
                 differ.append({"detection": i, "only_cached": sorted(set(a.actions) - set(b.actions))[:10],
                                "only_fresh": sorted(set(b.actions) - set(a.actions))[:10]})

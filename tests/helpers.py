@@ -47,21 +47,13 @@ def detection_record(game: str, steps: list[int]) -> dict:
             # keyed by the whole state, with no candidate outcome kept from one world to the next: each state
             # stepped in full, as pinned
             src = ValidActionSource(ValidConfig(workers=0, text_only=mode, world_key=False))
-            stepped: list = []
-            run = src._engines.run
-
-            def recording(spec, story, engine_state, actions, noise, _run=run):
-                res = _run(spec, story, engine_state, actions, noise)
-                stepped.extend((o.action, o.status, o.signature, o.effect, o.changed) for o in res)
-                return res
-
-            src._engines.run = recording
             for step in steps:
                 obs, _ = env.reset()
                 for a in env.walkthrough[:step]:
                     obs, *_ = env.step(a)
-                stepped.clear()
-                det = src.detect(game_state_from_env(env, obs, env.walkthrough[step - 1] if step else ""))
+                with src.recording() as batches:
+                    det = src.detect(game_state_from_env(env, obs, env.walkthrough[step - 1] if step else ""))
+                stepped = [(o.action, o.status, o.signature, o.effect, o.changed) for b in batches for o in b.outcomes]
                 rest = json.dumps([det.groups, det.signatures, det.objects, det.n_candidates, stepped], sort_keys=True)
                 out[f"{game}@{step}/{mode}"] = {"actions": det.actions,
                                                 "digest": hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}

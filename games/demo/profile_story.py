@@ -52,24 +52,17 @@ def record_batches() -> list[tuple]:
     """The batches detection steps on each walkthrough state: (engine state, candidates)."""
     env = JiminyEnv("demo")
     src = ValidActionSource(ValidConfig(workers=0, threads=1, world_key=False))
-    batches: list[tuple] = []
-    run = src._engines.run
-
-    def recording(spec, story, engine_state, actions, noise):
-        batches.append((engine_state, list(actions)))
-        return run(spec, story, engine_state, actions, noise)
-
-    src._engines.run = recording
     try:
-        obs, _ = env.reset()
-        src.detect(game_state_from_env(env, obs, ""))
-        for a in env.walkthrough:
-            obs, *_ = env.step(a)
-            src.detect(game_state_from_env(env, obs, a))
+        with src.recording() as batches:
+            obs, _ = env.reset()
+            src.detect(game_state_from_env(env, obs, ""))
+            for a in env.walkthrough:
+                obs, *_ = env.step(a)
+                src.detect(game_state_from_env(env, obs, a))
     finally:
         env.close()
         src.close()
-    return batches
+    return [(b.engine_state, b.actions) for b in batches]
 
 
 def sample(batches: list[tuple]) -> tuple[collections.Counter, int]:

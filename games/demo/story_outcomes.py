@@ -8,7 +8,7 @@ the two files byte for byte: equal files mean the rebuilt story gives the same d
 
 States: the walkthrough's states, then seeded random walks (each step a random valid action of the last
 detection, from ``random.Random(walk)``; equal detections give equal walks). Per state: a hash of the observation;
-the detection's actions, groups, objects and candidate count; every stepped candidate's action, status, reply hash
+the detection's actions, groups, objects and candidate count; every stepped candidate's action, status as stepped, reply hash
 and ``changed``; and the partitions of the stepped candidates by outcome signature and by effect. The signatures'
 and effects' own values are left out: they hash the object table, which holds routine addresses.
 """
@@ -40,22 +40,14 @@ def main() -> None:
     args = ap.parse_args()
 
     src = ValidActionSource(ValidConfig(workers=0, threads=1, world_key=False))
-    stepped: list = []
-    run = src._engines.run
-
-    def recording(spec, story, engine_state, actions, noise):
-        res = run(spec, story, engine_state, actions, noise)
-        stepped.extend(res)
-        return res
-
-    src._engines.run = recording
     env = JiminyEnv("demo")
     records = []
 
     def detect(tag: str, obs: str, prev: str):
         src._cache._memory.clear()  # every state detected in full
-        stepped.clear()
-        det = src.detect(game_state_from_env(env, obs, prev))
+        with src.recording() as batches:
+            det = src.detect(game_state_from_env(env, obs, prev))
+        stepped = [o for b in batches for o in b.outcomes]
         records.append({
             "state": tag, "obs": _hash(obs), "actions": det.actions, "groups": det.groups, "objects": det.objects,
             "candidates": det.n_candidates, "skipped": [[o.action, o.status] for o in det.skipped],

@@ -304,30 +304,23 @@ def profile_detection(games: list[str], states: int = 8, marker_states: int = 4,
             obs = _walk_to(env, step)
             st = game_state_from_env(env, obs, wt[step - 1] if step else "")
             src = ValidActionSource(ValidConfig(workers=0, threads=1, world_key=False))
-            batches: list[tuple] = []
-            run = src._engines.run
-
-            def recording(spec_, story_, engine_state, actions, noise, _run=run):
-                batches.append((engine_state, list(actions), tuple(noise)))
-                return _run(spec_, story_, engine_state, actions, noise)
-
-            src._engines.run = recording
             prober = src._engines.prober(spec, story)
-            src.detect(st)  # warm: grammar, dictionaries, the engine
-            batches.clear()
-            src._cache._memory.clear()
-            t0 = time.perf_counter()
-            src.detect(st)
-            detect_s = time.perf_counter() - t0
+            with src.recording() as batches:
+                src.detect(st)  # warm: grammar, dictionaries, the engine
+                batches.clear()
+                src._cache._memory.clear()
+                t0 = time.perf_counter()
+                src.detect(st)
+                detect_s = time.perf_counter() - t0
             row["detect_s"] += detect_s
             row["states"] += 1
-            row["candidates"] += sum(len(b[1]) for b in batches)
-            row["run_s"] += min(_timed_batches(lambda b: prober.run(b[0], b[1], b[2]), batches)
+            row["candidates"] += sum(len(b.actions) for b in batches)
+            row["run_s"] += min(_timed_batches(lambda b: prober.run(b.engine_state, b.actions, b.noise), batches)
                                 for _ in range(repeats))
-            row["raw_s"] += min(_timed_batches(lambda b: _raw_steps(prober, b[0], b[1], True), batches)
-                                for _ in range(repeats))
-            row["restore_s"] += min(_timed_batches(lambda b: _raw_steps(prober, b[0], b[1], False), batches)
-                                    for _ in range(repeats))
+            row["raw_s"] += min(_timed_batches(lambda b: _raw_steps(prober, b.engine_state, b.actions, True),
+                                               batches) for _ in range(repeats))
+            row["restore_s"] += min(_timed_batches(lambda b: _raw_steps(prober, b.engine_state, b.actions, False),
+                                                   batches) for _ in range(repeats))
             src.close()
         env.close()
         n = max(1, row["candidates"])

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from galad.candidates.valid.probe import Outcome, Prober
 
@@ -33,6 +34,17 @@ def _work(story_file: str, seed: int, step_timeout: float, score_global: int | N
     if prober is None:
         prober = _PROBERS[key] = Prober(story_file, seed, step_timeout, score_global)
     return prober.run(engine_state, actions, noise)
+
+
+@dataclass
+class Batch:
+    """One batch of candidates the engines stepped (kept while :meth:`ValidActionSource.recording` is on): the
+    outcomes as stepped, copies that detection's later judging (a reply read as a parser failure) does not touch."""
+
+    engine_state: tuple
+    actions: list[str]
+    noise: tuple[int, ...]
+    outcomes: list[Outcome]
 
 
 def _score_global(spec) -> int | None:
@@ -55,6 +67,8 @@ class Engines:
         steps in about 0.1 ms, the demo's Inform library parser in about 0.5 ms."""
         self._threads: ThreadPoolExecutor | None = None
         self._pool = None
+        self.recorded: list[Batch] | None = None
+        """While a list, every batch :meth:`run` steps is appended to it (profiles and checks; off in training)."""
 
     def prober(self, spec, story: str, k: int = 0) -> Prober:
         """This process's ``k``-th engine for a story (each its own copy of libfrotz)."""
@@ -66,6 +80,12 @@ class Engines:
 
     def run(self, spec, story: str, engine_state, actions: list[str], noise: Sequence[int]) -> list[Outcome]:
         """Step each action from ``engine_state``, on as many engines as the batch's size calls for."""
+        out = self._run(spec, story, engine_state, actions, noise)
+        if self.recorded is not None:
+            self.recorded.append(Batch(engine_state, list(actions), tuple(noise), [o.copy() for o in out]))
+        return out
+
+    def _run(self, spec, story: str, engine_state, actions: list[str], noise: Sequence[int]) -> list[Outcome]:
         cfg = self.config
         if cfg.workers > 0 and len(actions) >= cfg.min_batch_for_pool:
             return self._pooled(story, _score_global(spec), engine_state, actions, noise)

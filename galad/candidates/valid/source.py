@@ -41,7 +41,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -51,7 +52,7 @@ from galad.candidates.base import GameState
 from galad.candidates.valid import fill
 from galad.candidates.valid.cache import DetectionCache, split_state, state_digest
 from galad.candidates.valid.grammar import Grammar, load_grammar
-from galad.candidates.valid.pool import POOL_TIMEOUT, Engines
+from galad.candidates.valid.pool import POOL_TIMEOUT, Batch, Engines
 from galad.candidates.valid.probe import VOCABULARY_FAILURES, Outcome
 from galad.candidates.valid.replies import Detection, collapse, judge, words
 from galad.device import available_cpus
@@ -342,6 +343,17 @@ class ValidActionSource:
                             "halted the emulator" if o.status == "halted" else "overran the step bound")
                 self.hazards.setdefault(game, set()).add(o.action)
         return outcomes
+
+    @contextmanager
+    def recording(self) -> Iterator[list[Batch]]:
+        """Every batch of candidates the engines step inside the block, in order: its engine state, actions,
+        noise and outcomes (for profiles and checks of what detection steps; the list may be cleared inside)."""
+        batches: list[Batch] = []
+        self._engines.recorded = batches
+        try:
+            yield batches
+        finally:
+            self._engines.recorded = None
 
     def close(self) -> None:
         """Stop the worker pool and the local engines, and close the disk cache."""
